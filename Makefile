@@ -1,0 +1,46 @@
+# WAMS: `make demo` runs the whole system on the embedded default; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQS := requirements.txt $(wildcard requirements-extra.txt)
+
+.PHONY: install demo run test test-all lint bench clean
+
+$(STAMP): $(REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(addprefix -r ,$(REQS))
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+var/secret-key:
+	@mkdir -p var
+	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $@
+
+demo: install var/secret-key
+	SECRET_KEY=$$(cat var/secret-key) $(PY) manage.py migrate --noinput
+	SECRET_KEY=$$(cat var/secret-key) $(PY) manage.py load_demo
+	@if [ -n "$$REDIS_URL" ]; then \
+		echo "REDIS_URL is set: running the Procfile topology under honcho"; \
+		SECRET_KEY=$$(cat var/secret-key) exec $(VENV)/bin/honcho -e /dev/null start; \
+	else \
+		echo "No REDIS_URL: running the embedded single process on http://127.0.0.1:8000"; \
+		SECRET_KEY=$$(cat var/secret-key) exec $(PY) manage.py run_embedded; \
+	fi
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+bench: install
+	$(PY) -m pytest -m "slow or benchmark" bench
+
+clean:
+	rm -rf var/*.sqlite3 var/static

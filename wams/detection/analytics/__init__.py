@@ -1,0 +1,1 @@
+"""Disturbance and oscillation analytics: numpy arrays in, dataclasses out; no Django."""

@@ -1,0 +1,59 @@
+"""Turn latch transitions into detections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from wams.detection.analytics.latch import Transition
+from wams.detection.analytics.types import Detection, DetectionKind, DetectionPhase, FloatArray, Severity
+
+
+def build_detections(
+    kind: DetectionKind,
+    transitions: list[Transition],
+    pmus_of: Callable[[int], tuple[int, ...]],
+    quantities_of: Callable[[Transition], dict[str, float]],
+    severity_of: Callable[[Transition], Severity],
+    tag: str | Callable[[int], str] = "",
+) -> list[Detection]:
+    """Return one detection per transition, keyed by kind, tag and place."""
+    out: list[Detection] = []
+    for tr in transitions:
+        pmus = pmus_of(tr.element)
+        prefix = tag(tr.element) if callable(tag) else tag
+        quantities = quantities_of(tr)
+        if tr.phase is DetectionPhase.CLEARED and tr.end_time_s is not None:
+            quantities["duration_s"] = tr.end_time_s - tr.start_time_s
+        out.append(
+            Detection(
+                kind=kind,
+                phase=tr.phase,
+                severity=severity_of(tr),
+                pmu_indices=pmus,
+                start_time_s=tr.start_time_s,
+                detected_time_s=tr.detected_time_s,
+                end_time_s=tr.end_time_s,
+                quantities=quantities,
+                key=f"{kind.value}:{prefix}{'-'.join(str(p) for p in pmus)}",
+            )
+        )
+    return out
+
+
+def beyond(value: float, limit: FloatArray, element: int, *, below: bool) -> bool:
+    """Return True when value is past limit[element] (below it, or above it)."""
+    if not np.isfinite(value):
+        return False
+    return bool(value < limit[element]) if below else bool(value > limit[element])
+
+
+def severity(alarm: bool) -> Severity:
+    """Return ALARM or WARNING."""
+    return Severity.ALARM if alarm else Severity.WARNING
+
+
+def single(element: int) -> tuple[int, ...]:
+    """Return the PMU tuple of a per-PMU element."""
+    return (element,)

@@ -1,0 +1,77 @@
+"""Run the whole system in one process: web (Daphne), pdc and in-process tasks; the simulator beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run web, pdc and tasks in one process (embedded default), with the grid simulator as a child."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=settings.WAMS_HTTP_PORT)
+        parser.add_argument("--no-sim", action="store_true", help="Do not start the grid simulator.")
+        parser.add_argument("--sim-args", default="", help="Extra arguments for simulate_grid.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.EMBEDDED:
+            raise CommandError("REDIS_URL is set: run the Procfile topology (honcho start) instead.")
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server, twisted_loop  # importing installs the asyncio reactor
+        from twisted.internet import reactor
+
+        from wams.asgi import application
+        from wams.pdc.runner import run_pdc
+
+        sim = None if options["no_sim"] else self.start_simulator(options["sim_args"])
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+
+        def start_background() -> None:
+            tasks.append(twisted_loop.create_task(run_pdc(stop)))
+
+        def stop_background() -> None:
+            twisted_loop.call_soon(stop.set)
+
+        reactor.callWhenRunning(start_background)  # type: ignore[attr-defined]
+        reactor.addSystemEventTrigger("before", "shutdown", stop_background)  # type: ignore[attr-defined]
+        server = Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),
+            signal_handlers=True,
+            http_timeout=None,
+            websocket_handshake_timeout=10,
+        )
+        self.stdout.write(self.style.SUCCESS(f"WAMS on http://{options['host']}:{options['port']}/ (Ctrl-C stops)"))
+        try:
+            server.run()
+        finally:
+            if sim is not None:
+                self.stop_simulator(sim)
+
+    def start_simulator(self, extra: str) -> subprocess.Popen[bytes]:
+        """Start `manage.py simulate_grid` as a child in its own process group."""
+        manage = Path(settings.BASE_DIR) / "manage.py"
+        command = [sys.executable, str(manage), "simulate_grid", *extra.split()]
+        return subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+
+    def stop_simulator(self, sim: subprocess.Popen[bytes]) -> None:
+        """Stop the simulator's process group, forcefully after 10 s."""
+        if sim.poll() is not None:
+            return
+        os.killpg(sim.pid, signal.SIGTERM)
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(sim.pid, signal.SIGKILL)
+            sim.wait()
