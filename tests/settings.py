@@ -4,10 +4,10 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
-from wams.settings import *  # noqa: E402, F403
-from wams.settings import DATABASES, VAR_DIR  # noqa: E402
+from wams.settings import *  # noqa: F403
+from wams.settings import DATABASES, VAR_DIR
 
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+if str(DATABASES["default"]["ENGINE"]).endswith("sqlite3"):
     # A file, not memory: live-server and browser tests reach the database from other threads.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

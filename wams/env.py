@@ -85,9 +85,7 @@ def env_redis_url(name: str = "REDIS_URL", environ: Mapping[str, str] | None = N
     return raw
 
 
-def env_database(
-    name: str, sqlite_path: Path, environ: Mapping[str, str] | None = None
-) -> dict[str, object]:
+def env_database(name: str, sqlite_path: Path, environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """Return a Django DATABASES entry from a URL, or a SQLite file when unset."""
     import dj_database_url
 

@@ -78,7 +78,7 @@ def check_links() -> dict[str, Any]:
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Return the health of every part; 503 when the database or a configured Redis is down."""
-    report = {
+    report: dict[str, Any] = {
         "database": check_database(),
         "redis": check_redis(),
         "workers": check_workers(),

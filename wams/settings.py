@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -97,6 +98,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+for _app in ("pdc", "historian", "detection", "control", "simulator", "api"):
+    try:
+        _schedule = import_module(f"wams.{_app}.schedule")
+    except ModuleNotFoundError as _missing:
+        if _missing.name != f"wams.{_app}.schedule":
+            raise
+        continue
+    CELERY_BEAT_SCHEDULE.update(_schedule.BEAT_SCHEDULE)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -128,9 +137,7 @@ WAMS_PDC_WAIT_TIME_MS = env_int("WAMS_PDC_WAIT_TIME_MS", 100, minimum=0, maximum
 WAMS_PDC_SHARD = env_int("WAMS_PDC_SHARD", 0, minimum=0)
 WAMS_PDC_SHARDS = env_int("WAMS_PDC_SHARDS", 1, minimum=1)
 if WAMS_PDC_SHARD >= WAMS_PDC_SHARDS:
-    raise ImproperlyConfigured(
-        f"WAMS_PDC_SHARD={WAMS_PDC_SHARD} must be below WAMS_PDC_SHARDS={WAMS_PDC_SHARDS}"
-    )
+    raise ImproperlyConfigured(f"WAMS_PDC_SHARD={WAMS_PDC_SHARD} must be below WAMS_PDC_SHARDS={WAMS_PDC_SHARDS}")
 WAMS_LIVE_RATE_HZ = env_int("WAMS_LIVE_RATE_HZ", 10, minimum=1, maximum=60)
 WAMS_HTTP_PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 

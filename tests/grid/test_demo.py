@@ -8,7 +8,9 @@ pytestmark = pytest.mark.django_db
 
 
 def counts():
-    return [m.objects.count() for m in (Substation, Bus, Line, Stream, Pmu, Channel, CommunicationPath, ControllableDevice)]
+    return [
+        m.objects.count() for m in (Substation, Bus, Line, Stream, Pmu, Channel, CommunicationPath, ControllableDevice)
+    ]
 
 
 def test_demo_topology_loads_twice_without_duplicates():

@@ -9,9 +9,7 @@ pytestmark = pytest.mark.django_db
 
 def test_duplicate_idcode_in_a_stream_is_rejected_with_a_message():
     pmu = make_pmu(idcode=7734)
-    twin = Pmu(
-        stream=pmu.stream, idcode=7734, station_name="TWIN", substation=pmu.substation, owner=pmu.owner
-    )
+    twin = Pmu(stream=pmu.stream, idcode=7734, station_name="TWIN", substation=pmu.substation, owner=pmu.owner)
     with pytest.raises(ValidationError) as error:
         twin.full_clean()
     assert "idcode" in error.value.message_dict
@@ -40,7 +38,9 @@ def test_hybrid_path_needs_a_udp_port():
     assert "udp_port" in error.value.message_dict
 
 
-@pytest.mark.parametrize(("lat", "lon", "field"), [(91.0, 0.0, "latitude"), (-90.5, 0.0, "latitude"), (0.0, 181.0, "longitude")])
+@pytest.mark.parametrize(
+    ("lat", "lon", "field"), [(91.0, 0.0, "latitude"), (-90.5, 0.0, "latitude"), (0.0, 181.0, "longitude")]
+)
 def test_substation_coordinates_out_of_range_are_rejected(lat, lon, field):
     substation = make_substation()
     substation.latitude, substation.longitude = lat, lon

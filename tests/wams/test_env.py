@@ -33,7 +33,10 @@ def test_bad_integer_and_range_are_reported():
 def test_empty_allowed_hosts_is_an_error():
     with pytest.raises(ImproperlyConfigured, match="ALLOWED_HOSTS is set but empty"):
         env_list("ALLOWED_HOSTS", ["localhost"], environ={"ALLOWED_HOSTS": " , "})
-    assert env_list("ALLOWED_HOSTS", [], environ={"ALLOWED_HOSTS": "a.example, b.example"}) == ["a.example", "b.example"]
+    assert env_list("ALLOWED_HOSTS", [], environ={"ALLOWED_HOSTS": "a.example, b.example"}) == [
+        "a.example",
+        "b.example",
+    ]
 
 
 def test_redis_url_must_be_a_redis_url():
@@ -51,7 +54,9 @@ def test_database_url_scheme_is_checked(tmp_path):
     default = env_database("DATABASE_URL", tmp_path / "var" / "x.sqlite3", environ={})
     assert default["ENGINE"] == "django.db.backends.sqlite3"
     assert (tmp_path / "var").is_dir()
-    pg = env_database("DATABASE_URL", tmp_path / "x", environ={"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"})
+    pg = env_database(
+        "DATABASE_URL", tmp_path / "x", environ={"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"}
+    )
     assert pg["ENGINE"] == "django.db.backends.postgresql" and pg["NAME"] == "test"
 
 

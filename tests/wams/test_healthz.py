@@ -16,7 +16,9 @@ def test_healthz_reports_database_up_in_embedded_mode(client):
 
 def test_healthz_reports_a_stopped_redis_as_down_rather_than_crashing(client):
     # Nothing listens on port 1: the same as a stopped Redis.
-    with override_settings(REDIS_URL="redis://127.0.0.1:1/0", EMBEDDED=False, CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
+    with override_settings(
+        REDIS_URL="redis://127.0.0.1:1/0", EMBEDDED=False, CELERY_BROKER_URL="redis://127.0.0.1:1/0"
+    ):
         response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()

@@ -106,7 +106,17 @@ class ChannelAdmin(admin.ModelAdmin):
 
 @admin.register(models.CommunicationPath)
 class CommunicationPathAdmin(admin.ModelAdmin):
-    list_display = ["stream", "name", "host", "port", "transport", "medium", "nominal_latency_ms", "priority", "enabled"]
+    list_display = [
+        "stream",
+        "name",
+        "host",
+        "port",
+        "transport",
+        "medium",
+        "nominal_latency_ms",
+        "priority",
+        "enabled",
+    ]
     list_filter = ["medium", "transport", "enabled"]
     search_fields = ["name", "host", "stream__name"]
     autocomplete_fields = ["stream"]
@@ -121,7 +131,18 @@ class CorridorAdmin(admin.ModelAdmin):
 
 @admin.register(models.ControllableDevice)
 class ControllableDeviceAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "substation", "load_mw", "iec104_host", "iec104_port", "common_address", "ioa", "tagged_out", "enabled"]
+    list_display = [
+        "name",
+        "kind",
+        "substation",
+        "load_mw",
+        "iec104_host",
+        "iec104_port",
+        "common_address",
+        "ioa",
+        "tagged_out",
+        "enabled",
+    ]
     list_filter = ["kind", "tagged_out", "enabled", "owner", "substation__area"]
     search_fields = ["name", "substation__name"]
     autocomplete_fields = ["substation", "owner", "line", "bus"]

@@ -42,7 +42,7 @@ SUBSTATIONS: list[tuple[str, str, float, float, str, str, tuple[int, ...]]] = [
 ]
 
 GENERATOR_BUSES = tuple(range(30, 40))
-BASE_KV_OVERRIDES = {12: 138.0, 20: 230.0} | {bus: 22.0 for bus in range(30, 39)}
+BASE_KV_OVERRIDES = {12: 138.0, 20: 230.0} | dict.fromkeys(range(30, 39), 22.0)
 
 # IEEE 39-bus branches (from, to, is_transformer); rating in MVA follows from the kind.
 BRANCHES: list[tuple[int, int, bool]] = [

@@ -149,9 +149,7 @@ def _load_pmus(
     return pmus
 
 
-def _load_stream(
-    name: str, spec: demo.PmuSpec, owner: Organisation, index: int, ports: DemoPorts, pdc: bool
-) -> Stream:
+def _load_stream(name: str, spec: demo.PmuSpec, owner: Organisation, index: int, ports: DemoPorts, pdc: bool) -> Stream:
     idcode = demo.PDC_STREAMS[name] if pdc else spec.idcode
     stream, _ = Stream.objects.update_or_create(
         name=name,
@@ -307,6 +305,11 @@ def _load_groups_and_policies(pmus: dict[int, Pmu]) -> None:
         group.pmus.set([pmu for bus, pmu in pmus.items() if areas[bus] == area])
     policy, _ = StoragePolicy.objects.update_or_create(
         name="Transmission default",
-        defaults={"max_bytes": 2 * 1024**3, "max_age_days": 90.0, "downsample_after_days": 7.0, "downsample_rate_fps": 1},
+        defaults={
+            "max_bytes": 2 * 1024**3,
+            "max_age_days": 90.0,
+            "downsample_after_days": 7.0,
+            "downsample_rate_fps": 1,
+        },
     )
     policy.groups.set(DeviceGroup.objects.filter(name__startswith="Area "))

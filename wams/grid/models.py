@@ -188,7 +188,7 @@ class Pmu(models.Model):
         clash = Pmu.objects.filter(stream_id=self.stream_id, idcode=self.idcode).exclude(pk=self.pk)
         if clash.exists():
             raise ValidationError({"idcode": f"IDCODE {self.idcode} is already used in stream {self.stream}."})
-        if self.bus_id is not None and self.substation_id is not None and self.bus.substation_id != self.substation_id:
+        if self.bus is not None and self.substation_id is not None and self.bus.substation_id != self.substation_id:
             raise ValidationError({"bus": "The bus must belong to the PMU's substation."})
 
     def __str__(self) -> str:
@@ -314,9 +314,7 @@ class ControllableDevice(models.Model):
     iec104_host = models.CharField("IEC 104 host", max_length=255, default="127.0.0.1")
     iec104_port = models.PositiveIntegerField("IEC 104 port", default=2404, validators=PORT_VALIDATORS)
     common_address = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65534)])
-    ioa = models.PositiveIntegerField(
-        "command IOA", validators=[MinValueValidator(1), MaxValueValidator(16_777_215)]
-    )
+    ioa = models.PositiveIntegerField("command IOA", validators=[MinValueValidator(1), MaxValueValidator(16_777_215)])
     status_ioa = models.PositiveIntegerField(
         "status IOA", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(16_777_215)]
     )

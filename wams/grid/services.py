@@ -28,7 +28,7 @@ def has_role(user: AnyUser, *roles: str) -> bool:
         return False
     if getattr(user, "is_superuser", False):
         return True
-    return user.groups.filter(name__in=roles).exists()  # type: ignore[union-attr]
+    return user.groups.filter(name__in=roles).exists()  # type: ignore[union-attr,attr-defined]
 
 
 def organisation_of(user: AnyUser) -> Organisation | None:

@@ -36,9 +36,7 @@ class SampleBlock:
         self.rocof_hz_per_s = np.asarray(self.rocof_hz_per_s, dtype=np.float64)
         self.phasors = np.asarray(self.phasors, dtype=np.complex128).reshape(n, -1)
         self.analogs = np.asarray(self.analogs, dtype=np.float64).reshape(n, -1) if n else np.zeros((0, 0))
-        self.digitals = (
-            np.asarray(self.digitals, dtype=np.uint16).reshape(n, -1) if n else np.zeros((0, 0), np.uint16)
-        )
+        self.digitals = np.asarray(self.digitals, dtype=np.uint16).reshape(n, -1) if n else np.zeros((0, 0), np.uint16)
         if self.late is None:
             self.late = np.zeros(n, dtype=bool)
         self.late = np.asarray(self.late, dtype=bool)
@@ -62,7 +60,7 @@ class SampleBlock:
             phasors=self.phasors,
             analogs=self.analogs,
             digitals=self.digitals,
-            late=self.late,
+            late=np.asarray(self.late, dtype=bool),
         )
         return buffer.getvalue()
 

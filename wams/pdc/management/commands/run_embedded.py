@@ -32,6 +32,7 @@ class Command(BaseCommand):
 
         from wams.asgi import application
         from wams.pdc.runner import run_pdc
+        from wams.periodic import run_schedule
 
         sim = None if options["no_sim"] else self.start_simulator(options["sim_args"])
         stop = asyncio.Event()
@@ -39,12 +40,13 @@ class Command(BaseCommand):
 
         def start_background() -> None:
             tasks.append(twisted_loop.create_task(run_pdc(stop)))
+            tasks.append(twisted_loop.create_task(run_schedule(stop)))
 
         def stop_background() -> None:
             twisted_loop.call_soon(stop.set)
 
         reactor.callWhenRunning(start_background)  # type: ignore[attr-defined]
-        reactor.addSystemEventTrigger("before", "shutdown", stop_background)  # type: ignore[attr-defined]
+        reactor.addSystemEventTrigger("before", "shutdown", stop_background)  # type: ignore[attr-defined,arg-type]
         server = Server(
             application=application,
             endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),

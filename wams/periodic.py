@@ -1,0 +1,43 @@
+"""Run the beat schedule inside the embedded process, where no Celery beat runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+async def run_schedule(stop: asyncio.Event, schedule: dict[str, dict[str, Any]] | None = None) -> None:
+    """Call every scheduled task in-process at its period until `stop` is set."""
+    from wams.celery import app
+
+    schedule = settings.CELERY_BEAT_SCHEDULE if schedule is None else schedule
+    loops = [asyncio.create_task(_every(stop, app, name, entry)) for name, entry in schedule.items()]
+    try:
+        await stop.wait()
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+
+async def _every(stop: asyncio.Event, app: Any, name: str, entry: dict[str, Any]) -> None:
+    period_s = float(entry["schedule"])
+    task = app.tasks[entry["task"]]
+    args = entry.get("args", ())
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=period_s)
+        except TimeoutError:
+            pass
+        if stop.is_set():
+            return
+        try:
+            await sync_to_async(task.apply, thread_sensitive=False)(args=args)
+        except Exception:
+            logger.exception("periodic task %s failed", name)
