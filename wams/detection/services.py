@@ -1,0 +1,123 @@
+"""Every change to an event goes through these functions, which also notify browsers on commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from wams import live
+from wams.detection.models import Event
+from wams.grid.models import Pmu, Substation
+
+ACTIVE_STATES = (Event.State.RAISED, Event.State.ACKNOWLEDGED)
+SEVERITY_ORDER = [Event.Severity.INFO, Event.Severity.WARNING, Event.Severity.ALARM, Event.Severity.CRITICAL]
+
+
+def epoch_to_datetime(seconds: float) -> dt.datetime:
+    """Convert epoch seconds to an aware UTC datetime."""
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+
+
+def event_payload(event: Event, pmu_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """Return the EVENT_ALARM payload for an event."""
+    ids = list(pmu_ids) if pmu_ids is not None else list(event.pmus.values_list("id", flat=True))
+    return {
+        "event_id": event.pk,
+        "kind": event.kind,
+        "severity": event.severity,
+        "state": event.state,
+        "summary": event.summary,
+        "started_at": event.started_at.isoformat(),
+        "ended_at": event.ended_at.isoformat() if event.ended_at else None,
+        "pmu_ids": ids,
+        "quantities": event.quantities,
+    }
+
+
+@transaction.atomic
+def raise_event(
+    *,
+    kind: str,
+    severity: str,
+    summary: str,
+    started_at: dt.datetime,
+    pmu_ids: Iterable[int] = (),
+    quantities: dict[str, Any] | None = None,
+    dedup_key: str | None = None,
+    source: str = "pdc",
+) -> tuple[Event, bool]:
+    """Raise an event, or update the active one with the same key; return it and whether it is new."""
+    pmu_ids = sorted(set(pmu_ids))
+    key = dedup_key or f"{kind}:{','.join(map(str, pmu_ids))}"
+    active = Event.objects.select_for_update().filter(dedup_key=key, state__in=ACTIVE_STATES).first()
+    if active is not None:
+        active.quantities = {**active.quantities, **(quantities or {})}
+        if SEVERITY_ORDER.index(Event.Severity(severity)) > SEVERITY_ORDER.index(Event.Severity(active.severity)):
+            active.severity = severity
+            active.summary = summary
+            active.save(update_fields=["quantities", "severity", "summary", "updated_at"])
+            live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(active))
+        else:
+            active.save(update_fields=["quantities", "updated_at"])
+        return active, False
+    event = Event.objects.create(
+        kind=kind,
+        severity=severity,
+        summary=summary[:300],
+        started_at=started_at,
+        dedup_key=key,
+        quantities=quantities or {},
+        source=source,
+    )
+    if pmu_ids:
+        event.pmus.set(pmu_ids)
+        event.substations.set(Substation.objects.filter(pmus__in=pmu_ids).distinct())
+    live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(event, pmu_ids))
+    return event, True
+
+
+@transaction.atomic
+def clear_event(
+    dedup_key: str, ended_at: dt.datetime | None = None, quantities: dict[str, Any] | None = None
+) -> Event | None:
+    """Clear the active event with this key, if any."""
+    event = Event.objects.select_for_update().filter(dedup_key=dedup_key, state__in=ACTIVE_STATES).first()
+    if event is None:
+        return None
+    event.state = Event.State.CLEARED
+    event.ended_at = ended_at or timezone.now()
+    event.quantities = {**event.quantities, **(quantities or {})}
+    event.save(update_fields=["state", "ended_at", "quantities", "updated_at"])
+    live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(event))
+    return event
+
+
+class EventActionError(Exception):
+    """An event action that cannot be done; the message says why."""
+
+
+@transaction.atomic
+def acknowledge_event(event_id: int, user: AbstractBaseUser) -> Event:
+    """Record that an operator has seen an event."""
+    event = Event.objects.select_for_update().filter(pk=event_id).first()
+    if event is None:
+        raise EventActionError(f"event {event_id} does not exist")
+    if event.acknowledged_at is not None:
+        raise EventActionError(f"event {event_id} was already acknowledged")
+    event.acknowledged_by = user  # type: ignore[assignment]
+    event.acknowledged_at = timezone.now()
+    if event.state == Event.State.RAISED:
+        event.state = Event.State.ACKNOWLEDGED
+    event.save(update_fields=["acknowledged_by", "acknowledged_at", "state", "updated_at"])
+    live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(event))
+    return event
+
+
+def pmu_ids_exist(pmu_ids: Iterable[int]) -> list[int]:
+    """Return those of the ids that name PMUs."""
+    return list(Pmu.objects.filter(pk__in=list(pmu_ids)).values_list("pk", flat=True))
