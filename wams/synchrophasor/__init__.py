@@ -54,6 +54,7 @@ from wams.synchrophasor.stat import (
     make_stat,
 )
 from wams.synchrophasor.stream import StreamReader
+from wams.synchrophasor.transport import DataSource, LinkClosed, PdcClient, PmuServer
 
 __all__ = [
     "AnalogChannel",
@@ -69,6 +70,7 @@ __all__ = [
     "DataError",
     "DataFrame",
     "DataLayout",
+    "DataSource",
     "DigitalWord",
     "EncodeError",
     "Frame",
@@ -76,12 +78,15 @@ __all__ = [
     "FrameSizeError",
     "FrameType",
     "HeaderFrame",
+    "LinkClosed",
     "MessageTimeQuality",
     "MissingConfigError",
+    "PdcClient",
     "PhasorChannel",
     "PhasorComponent",
     "PmuConfig",
     "PmuData",
+    "PmuServer",
     "Stat",
     "StreamReader",
     "SyncError",

@@ -45,7 +45,7 @@ def _build_table16() -> npt.NDArray[np.uint16]:
 
 CRC_TABLE16: npt.NDArray[np.uint16] = _build_table16()
 
-_ROW_BLOCK = 4096  # rows per pass: keeps the transposed block in cache
+_ROW_BLOCK = 8192  # rows per pass: keeps the transposed block in cache
 
 
 def crc_ccitt_rows(rows: npt.NDArray[np.uint8], init: int = CRC_INIT) -> npt.NDArray[np.uint16]:
@@ -59,12 +59,15 @@ def crc_ccitt_rows(rows: npt.NDArray[np.uint8], init: int = CRC_INIT) -> npt.NDA
         block = rows[start : start + _ROW_BLOCK]
         crc = np.full(block.shape[0], init, dtype=np.uint16)
         if even:
-            # Big-endian 16-bit words, column-major so each step reads contiguous memory.
-            words = np.ascontiguousarray(block[:, :even]).view(">u2").astype(np.uint16).T.copy()
+            # Big-endian 16-bit words, column-major so each step reads contiguous memory:
+            # byte swap and transpose in one pass.
+            words = np.empty((even // 2, block.shape[0]), dtype=np.uint16)
+            words[...] = np.ascontiguousarray(block[:, :even]).view(">u2").T
             table = CRC_TABLE16
+            mixed = np.empty_like(crc)
             for col in words:
-                np.bitwise_xor(crc, col, out=crc)
-                crc = table[crc]
+                np.bitwise_xor(crc, col, out=mixed)
+                np.take(table, mixed, out=crc, mode="clip")  # in place: no allocation per step
         if length % 2:
             index = (crc >> 8) ^ block[:, -1]
             crc = (crc << 8) ^ CRC_TABLE[index]

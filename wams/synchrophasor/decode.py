@@ -82,6 +82,9 @@ def decode_frame(
 
     Raises `C37118Error` (with `.reason`) on anything malformed, never another exception type.
     """
+    if config is not None and len(buf) > 1 and buf[0] == 0xAA and not buf[1] & 0xF0 and buf[1] & 0x0F:
+        # Data frame fast path: the layout checks size, FRAMESIZE and CRC itself.
+        return layout_of(config).decode(buf)
     head = check_frame(buf)
     ft = head.frame_type
     if ft is FrameType.DATA:
@@ -104,9 +107,7 @@ def _decode_command(buf: bytes | bytearray | memoryview, head: FrameHeader) -> C
         raise TruncatedFrameError("command frame without CMD word")
     code = buf[14] << 8 | buf[15]
     command: Command | int = Command(code) if code in _COMMAND_CODES else code
-    return CommandFrame(
-        head.idcode, head.soc, head.fracsec, command, bytes(buf[16:-2]), head.version
-    )
+    return CommandFrame(head.idcode, head.soc, head.fracsec, command, bytes(buf[16:-2]), head.version)
 
 
 class _Reader:
@@ -158,14 +159,13 @@ _DIGUNIT = struct.Struct(">HH")
 _CFG3_TAIL = struct.Struct(">fffciiHH")
 
 
-def _format_flags(fmt: int) -> dict[str, bool]:
-    """Split a FORMAT word into the PmuConfig flags."""
-    return {
-        "freq_float": bool(fmt & 0x8),
-        "analog_float": bool(fmt & 0x4),
-        "phasor_float": bool(fmt & 0x2),
-        "polar": bool(fmt & 0x1),
-    }
+def _apply_format(pmu: PmuConfig, fmt: int) -> PmuConfig:
+    """Set the PmuConfig format flags from a FORMAT word."""
+    pmu.freq_float = bool(fmt & 0x8)
+    pmu.analog_float = bool(fmt & 0x4)
+    pmu.phasor_float = bool(fmt & 0x2)
+    pmu.polar = bool(fmt & 0x1)
+    return pmu
 
 
 def _check_counts(rd: _Reader, n_ph: int, n_an: int, n_dg: int, min_name: int) -> None:
@@ -177,10 +177,7 @@ def _check_counts(rd: _Reader, n_ph: int, n_an: int, n_dg: int, min_name: int) -
 
 def _digital_words(names: list[str], masks: list[tuple[int, int]]) -> list[DigitalWord]:
     """Group 16 names per digital word with its masks."""
-    return [
-        DigitalWord(names[16 * k : 16 * k + 16], normal, valid)
-        for k, (normal, valid) in enumerate(masks)
-    ]
+    return [DigitalWord(names[16 * k : 16 * k + 16], normal, valid) for k, (normal, valid) in enumerate(masks)]
 
 
 def _decode_cfg12(buf: bytes | bytearray | memoryview, head: FrameHeader) -> ConfigFrame:
@@ -211,15 +208,17 @@ def _decode_cfg12(buf: bytes | bytearray | memoryview, head: FrameHeader) -> Con
         masks = [(int(a), int(b)) for a, b in (rd.take(_DIGUNIT) for _ in range(n_dg))]
         fnom, cfgcnt = rd.take(_FNOM_CFG)
         pmus.append(
-            PmuConfig(
-                station_name=station,
-                idcode=idcode,
-                phasors=phasors,
-                analogs=analogs,
-                digitals=_digital_words(dg_names, masks),
-                nominal_hz=50 if int(fnom) & 1 else 60,
-                cfgcnt=int(cfgcnt),
-                **_format_flags(fmt),
+            _apply_format(
+                PmuConfig(
+                    station_name=station,
+                    idcode=idcode,
+                    phasors=phasors,
+                    analogs=analogs,
+                    digitals=_digital_words(dg_names, masks),
+                    nominal_hz=50 if int(fnom) & 1 else 60,
+                    cfgcnt=int(cfgcnt),
+                ),
+                fmt,
             )
         )
     (data_rate,) = rd.take(_I16)
@@ -292,22 +291,24 @@ def parse_cfg3_payload(payload: bytes, head: FrameHeader, cont_idx: int = 0) -> 
         masks = [(int(a), int(b)) for a, b in (rd.take(_DIGUNIT) for _ in range(n_dg))]
         lat, lon, elev, svc, window, delay, fnom, cfgcnt = rd.take(_CFG3_TAIL)
         pmus.append(
-            PmuConfig(
-                station_name=station,
-                idcode=int(idcode),
-                phasors=phasors,
-                analogs=analogs,
-                digitals=_digital_words(dg_names, masks),
-                nominal_hz=50 if int(fnom) & 1 else 60,
-                cfgcnt=int(cfgcnt),
-                global_pmu_id=gpmu,
-                latitude_deg=float(lat),
-                longitude_deg=float(lon),
-                elevation_m=float(elev),
-                svc_class=bytes(svc).decode("latin-1"),  # type: ignore[arg-type]
-                window_us=int(window),
-                group_delay_us=int(delay),
-                **_format_flags(fmt),
+            _apply_format(
+                PmuConfig(
+                    station_name=station,
+                    idcode=int(idcode),
+                    phasors=phasors,
+                    analogs=analogs,
+                    digitals=_digital_words(dg_names, masks),
+                    nominal_hz=50 if int(fnom) & 1 else 60,
+                    cfgcnt=int(cfgcnt),
+                    global_pmu_id=gpmu,
+                    latitude_deg=float(lat),
+                    longitude_deg=float(lon),
+                    elevation_m=float(elev),
+                    svc_class=bytes(svc).decode("latin-1"),  # type: ignore[arg-type]
+                    window_us=int(window),
+                    group_delay_us=int(delay),
+                ),
+                fmt,
             )
         )
     (data_rate,) = rd.take(_I16)

@@ -35,20 +35,14 @@ def encode_frame(
         return encode_config(frame)
     if isinstance(frame, HeaderFrame):
         payload = frame.text.encode("utf-8")
-        return wrap_frame(
-            FrameType.HEADER, frame.version, frame.idcode, frame.soc, frame.fracsec, payload
-        )
+        return wrap_frame(FrameType.HEADER, frame.version, frame.idcode, frame.soc, frame.fracsec, payload)
     if isinstance(frame, CommandFrame):
         payload = int(frame.command).to_bytes(2, "big") + bytes(frame.extended)
-        return wrap_frame(
-            FrameType.COMMAND, frame.version, frame.idcode, frame.soc, frame.fracsec, payload
-        )
+        return wrap_frame(FrameType.COMMAND, frame.version, frame.idcode, frame.soc, frame.fracsec, payload)
     raise EncodeError(f"cannot encode {type(frame).__name__}")
 
 
-def wrap_frame(
-    frame_type: FrameType, version: int, idcode: int, soc: int, fracsec: int, payload: bytes
-) -> bytes:
+def wrap_frame(frame_type: FrameType, version: int, idcode: int, soc: int, fracsec: int, payload: bytes) -> bytes:
     """Add SYNC, FRAMESIZE, IDCODE, SOC, FRACSEC before `payload` and CHK after it."""
     size = 16 + len(payload)
     if size > MAX_FRAME_SIZE:
@@ -91,9 +85,7 @@ def _digital_names(words: list[DigitalWord]) -> list[str]:
 
 def _pmu_counts(pmu: PmuConfig) -> bytes:
     """Return FORMAT PHNMR ANNMR DGNMR."""
-    return struct.pack(
-        ">HHHH", pmu.format_word, len(pmu.phasors), len(pmu.analogs), len(pmu.digitals)
-    )
+    return struct.pack(">HHHH", pmu.format_word, len(pmu.phasors), len(pmu.analogs), len(pmu.digitals))
 
 
 def _pmu_block_cfg12(pmu: PmuConfig) -> bytes:
@@ -189,9 +181,7 @@ def encode_config(config: ConfigFrame) -> bytes:
         version = max(version, 2)
     elif config.cfg_type not in (1, 2):
         raise EncodeError(f"cfg_type {config.cfg_type} is not 1, 2 or 3")
-    return wrap_frame(
-        config.frame_type, version, config.idcode, config.soc, config.fracsec, payload
-    )
+    return wrap_frame(config.frame_type, version, config.idcode, config.soc, config.fracsec, payload)
 
 
 def encode_cfg3_fragments(config: ConfigFrame, max_frame_size: int = MAX_FRAME_SIZE) -> list[bytes]:

@@ -144,13 +144,7 @@ class PmuConfig:
         phasor = 8 if self.phasor_float else 4
         freq = 8 if self.freq_float else 4
         analog = 4 if self.analog_float else 2
-        return (
-            2
-            + phasor * len(self.phasors)
-            + freq
-            + analog * len(self.analogs)
-            + 2 * len(self.digitals)
-        )
+        return 2 + phasor * len(self.phasors) + freq + analog * len(self.analogs) + 2 * len(self.digitals)
 
 
 @dataclass(slots=True)

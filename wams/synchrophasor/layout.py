@@ -42,9 +42,7 @@ def effective_phasor_factors(pmu: PmuConfig, cfg_type: int) -> npt.NDArray[np.co
     return factors
 
 
-def effective_analog_scaling(
-    pmu: PmuConfig, cfg_type: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def effective_analog_scaling(pmu: PmuConfig, cfg_type: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Return (scale, offset) per analog for integer analogs -> (n_analogs,), (n_analogs,)."""
     n = len(pmu.analogs)
     scale = np.ones(n)
@@ -167,9 +165,7 @@ class DataLayout:
     def decode(self, buf: bytes | bytearray | memoryview, check_crc: bool = True) -> DataFrame:
         """Decode one whole data frame (SYNC..CHK) of this configuration."""
         if len(buf) != self.frame_size:
-            raise FrameSizeError(
-                f"data frame has {len(buf)} bytes, configuration expects {self.frame_size}"
-            )
+            raise FrameSizeError(f"data frame has {len(buf)} bytes, configuration expects {self.frame_size}")
         if check_crc:
             crc = crc_ccitt(buf[:-2])
             if crc != (buf[-2] << 8 | buf[-1]):
@@ -206,9 +202,7 @@ class DataLayout:
     def encode(self, frame: DataFrame) -> bytes:
         """Encode one data frame of this configuration (CHK included)."""
         if len(frame.pmus) != len(self.blocks):
-            raise ConfigMismatchError(
-                f"frame has {len(frame.pmus)} PMU blocks, configuration has {len(self.blocks)}"
-            )
+            raise ConfigMismatchError(f"frame has {len(frame.pmus)} PMU blocks, configuration has {len(self.blocks)}")
         values: list[float | int] = [
             self.sync,
             self.frame_size,
@@ -223,9 +217,7 @@ class DataLayout:
             values.extend(_encode_analogs(b, data.analogs))
             digitals = list(data.digitals)
             if len(digitals) != len(b.pmu.digitals):
-                raise ConfigMismatchError(
-                    f"{len(digitals)} digital words given, {len(b.pmu.digitals)} configured"
-                )
+                raise ConfigMismatchError(f"{len(digitals)} digital words given, {len(b.pmu.digitals)} configured")
             values.extend(digitals)
         try:
             body = self.body.pack(*values)
@@ -251,18 +243,16 @@ def _phasor_decoder(
 
         return rect_float
     if pmu.phasor_float:
+        rect = cmath.rect
 
         def polar_float(raw: Sequence[Any]) -> npt.NDArray[np.complex128]:
-            rect = cmath.rect
-            return np.array(
-                [rect(raw[i], raw[i + 1]) for i in range(0, 2 * n, 2)], dtype=np.complex128
-            )
+            return np.array(list(map(rect, raw[0::2], raw[1::2])), dtype=np.complex128)
 
         return polar_float
     if not pmu.polar:
 
         def rect_int(raw: Sequence[Any]) -> npt.NDArray[np.complex128]:
-            z = np.array(raw, dtype=np.float64)
+            z: npt.NDArray[Any] = np.array(raw, dtype=np.float64)
             if ABSENT_INT16 in raw:
                 z[z == ABSENT_INT16] = np.nan
                 z = z.view(np.complex128)

@@ -197,36 +197,82 @@ class _TcpFlow:
     pending: dict[int, bytes] = field(default_factory=dict)
 
 
-def _reassemble(state: _TcpFlow, pkt: Packet) -> bytes:
-    """Return the in-order bytes this segment adds to its flow (retransmissions trimmed)."""
+def _rel(seq: int, base: int) -> int:
+    """Return seq - base as a signed 32-bit sequence-space distance."""
+    d = (seq - base) & 0xFFFFFFFF
+    return d - 0x100000000 if d >= 0x80000000 else d
+
+
+def _drain(state: _TcpFlow, out: bytearray, stale: list[bytes]) -> None:
+    """Append every held segment that starts at next_seq; set aside those overtaken meanwhile.
+
+    A held segment that starts inside bytes already taken disagrees with the stream (a broken or
+    edited capture): it goes to `stale`, where whole frames it holds on its own can still be read,
+    as Wireshark does.
+    """
+    assert state.next_seq is not None
+    progressed = True
+    while progressed and state.pending:
+        progressed = False
+        for seq in list(state.pending):
+            start = _rel(state.next_seq, seq)  # bytes of this segment already in the stream
+            if start < 0:
+                continue
+            data = state.pending.pop(seq)
+            if start == 0:
+                out += data
+                state.next_seq = (state.next_seq + len(data)) & 0xFFFFFFFF
+                progressed = True
+            elif start < len(data):
+                stale.append(data)
+
+
+def _reassemble(state: _TcpFlow, pkt: Packet, stale: list[bytes]) -> bytes:
+    """Return the in-order bytes this segment adds to its flow (retransmissions trimmed).
+
+    Segments after a gap are held (at most MAX_OUT_OF_ORDER); a gap that never fills is skipped
+    when the hold is full, and the frame reader resynchronises on the next SYNC.
+    """
     seq = pkt.tcp_seq
     if pkt.tcp_syn:
-        state.next_seq = (seq + 1) & 0xFFFFFFFF
-        state.pending.clear()
         seq = (seq + 1) & 0xFFFFFFFF
+        state.next_seq = seq
+        state.pending.clear()
     payload = pkt.payload
     if not payload:
         return b""
     if state.next_seq is None:
         state.next_seq = seq
     out = bytearray()
-    rel = (seq - state.next_seq) & 0xFFFFFFFF
-    if rel >= 0x80000000:  # starts before next_seq: trim the part already seen
-        overlap = (state.next_seq - seq) & 0xFFFFFFFF
-        payload = payload[overlap:]
-        seq = state.next_seq
-        rel = 0
-    if rel > 0:
+    ahead = _rel(seq, state.next_seq)
+    if ahead > 0:
+        state.pending[seq] = payload
         if len(state.pending) < MAX_OUT_OF_ORDER:
-            state.pending[seq] = payload
-        return b""
-    if payload:
-        out += payload
-        state.next_seq = (seq + len(payload)) & 0xFFFFFFFF
-    while state.next_seq in state.pending:
-        more = state.pending.pop(state.next_seq)
-        out += more
-        state.next_seq = (state.next_seq + len(more)) & 0xFFFFFFFF
+            return b""
+        state.next_seq = min(state.pending, key=lambda s: _rel(s, state.next_seq or 0))
+    elif ahead < 0:  # a retransmission: keep only the bytes not seen yet
+        if -ahead >= len(payload):
+            return b""
+        payload = payload[-ahead:]
+        seq = state.next_seq
+        state.pending[seq] = payload
+    else:
+        state.pending[seq] = payload
+    _drain(state, out, stale)
+    return bytes(out)
+
+
+def _flush(state: _TcpFlow, stale: list[bytes]) -> bytes:
+    """Return the held segments at the end of a capture, skipping the gaps between them."""
+    out = bytearray()
+    while state.pending and state.next_seq is not None:
+        base = state.next_seq
+        state.next_seq = min(state.pending, key=lambda s: _rel(s, base))
+        if _rel(state.next_seq, base) < 0:
+            state.next_seq = base
+        _drain(state, out, stale)
+        if state.pending and state.next_seq == base:
+            state.pending.clear()
     return bytes(out)
 
 
@@ -239,12 +285,17 @@ def iter_capture_frames(
     """
     readers = {} if readers is None else readers
     flows: dict[Flow, _TcpFlow] = {}
+    last_ts = 0.0
     for pkt in read_packets(source):
+        stale: list[bytes] = []
         if pkt.flow[4] == "tcp":
             state = flows.setdefault(pkt.flow, _TcpFlow())
-            chunk = _reassemble(state, pkt)
+            chunk = _reassemble(state, pkt, stale)
         else:
             chunk = pkt.payload
+        for segment in stale:
+            for frame in StreamReader().feed(segment):
+                yield CapturedFrame(pkt.timestamp_s, pkt.flow, frame)
         if not chunk:
             continue
         reader = readers.get(pkt.flow)
@@ -254,3 +305,14 @@ def iter_capture_frames(
             reader.reset()  # a datagram holds whole frames; never join across datagrams
         for frame in reader.feed(chunk):
             yield CapturedFrame(pkt.timestamp_s, pkt.flow, frame)
+        last_ts = pkt.timestamp_s
+    for flow, state in flows.items():
+        stale = []
+        rest = _flush(state, stale)
+        for segment in stale:
+            for frame in StreamReader().feed(segment):
+                yield CapturedFrame(last_ts, flow, frame)
+        if rest:
+            reader = readers.setdefault(flow, StreamReader())
+            for frame in reader.feed(rest):
+                yield CapturedFrame(last_ts, flow, frame)
