@@ -16,7 +16,9 @@ class RowHistory:
         self.timestamp_s: FloatArray = np.empty(0)
         self.arrays: dict[str, FloatArray] = {}
 
-    def extend(self, timestamp_s: FloatArray, arrays: dict[str, FloatArray]) -> tuple[FloatArray, dict[str, FloatArray], int]:
+    def extend(
+        self, timestamp_s: FloatArray, arrays: dict[str, FloatArray]
+    ) -> tuple[FloatArray, dict[str, FloatArray], int]:
         """Append rows; return all timestamps, all arrays and the index of the first new row."""
         offset = int(self.timestamp_s.shape[0])
         if offset and set(arrays) == set(self.arrays):

@@ -30,7 +30,7 @@ class Transition:
     detected_time_s: float
     end_time_s: float | None
     current: dict[str, float] = field(default_factory=dict)  # tracked values in that row
-    extreme: dict[str, float] = field(default_factory=dict)  # extremes since pickup began
+    extreme: dict[str, float] = field(default_factory=dict)  # extremes from pickup until clearly clear
 
 
 class ConditionLatch:
@@ -53,6 +53,8 @@ class ConditionLatch:
         self.start_time_s: FloatArray = np.full(n_elements, np.nan)
         self.clear_since_s: FloatArray = np.full(n_elements, np.nan)
         self.extreme: dict[str, FloatArray] = {k: np.full(n_elements, np.nan) for k in self.tracked}
+        self._last_time_s = float("nan")
+        self._last_current: dict[str, FloatArray] = {}
 
     def busy(self) -> bool:
         """Return True while any element is raised or pending."""
@@ -84,6 +86,7 @@ class ConditionLatch:
 
     def _step(self, t: float, on: BoolArray, off: BoolArray, current: dict[str, FloatArray]) -> list[Transition]:
         """Advance one row."""
+        self._last_time_s, self._last_current = t, current
         out: list[Transition] = []
         was_raised = self.raised.copy()
         idle = ~was_raised & np.isnan(self.pending_since_s)
@@ -98,7 +101,7 @@ class ConditionLatch:
             self.pending_since_s[lost] = np.nan
             for name in self.tracked:
                 self.extreme[name][lost] = np.nan
-        self._track(was_raised | (pending & on), current)
+        self._track((was_raised & ~off) | (pending & on), current)
         fire = pending & on & (t - self.pending_since_s >= self.pickup_s - _EPS_S)
         for element in np.flatnonzero(fire):
             self.raised[element] = True
@@ -109,7 +112,16 @@ class ConditionLatch:
             out.extend(self._clear(t, was_raised, off, current))
         return out
 
-    def _clear(self, t: float, was_raised: BoolArray, off: BoolArray, current: dict[str, FloatArray]) -> list[Transition]:
+    def open_transitions(self) -> list[Transition]:
+        """Return the raised elements as of the last row processed, with their extremes so far."""
+        return [
+            self._transition(DetectionPhase.RAISED, int(e), self._last_time_s, None, self._last_current)
+            for e in np.flatnonzero(self.raised)
+        ]
+
+    def _clear(
+        self, t: float, was_raised: BoolArray, off: BoolArray, current: dict[str, FloatArray]
+    ) -> list[Transition]:
         """Start, continue or abandon the dropout of raised elements."""
         out: list[Transition] = []
         clearing = was_raised & off
@@ -151,6 +163,6 @@ class ConditionLatch:
             start_time_s=float(self.start_time_s[element]),
             detected_time_s=t,
             end_time_s=end,
-            current={name: float(arr[element]) for name, arr in current.items()},
+            current={name: float(arr[element]) for name, arr in current.items()} if current else {},
             extreme={name: float(arr[element]) for name, arr in self.extreme.items()},
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from wams.detection.analytics.fast.base import Output
 from wams.detection.analytics.fast.config import FastDetectorConfig
 from wams.detection.analytics.fast.frequency import FrequencyDetector, RocofDetector
 from wams.detection.analytics.fast.islanding import IslandingDetector
@@ -15,6 +16,8 @@ from wams.detection.analytics.types import Detection, Snapshot, SnapshotBlock
 
 class BlockDetector(Protocol):
     """A stateful detector that consumes consecutive blocks of one stream."""
+
+    outputs: list[Output]
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
         """Advance through a block and return what was raised or cleared."""
@@ -56,7 +59,9 @@ class FastDetectorBank:
             raise ValueError(f"block has {block.n_pmu} PMUs, bank expects {self.n_pmu}")
         if block.n_time == 0:
             return []
-        if block.timestamp_s[0] <= self.last_timestamp_s or (block.n_time > 1 and (block.timestamp_s[1:] <= block.timestamp_s[:-1]).any()):
+        if block.timestamp_s[0] <= self.last_timestamp_s or (
+            block.n_time > 1 and (block.timestamp_s[1:] <= block.timestamp_s[:-1]).any()
+        ):
             raise ValueError("snapshot timestamps must increase strictly")
         self.last_timestamp_s = float(block.timestamp_s[-1])
         found: list[Detection] = []
@@ -64,3 +69,7 @@ class FastDetectorBank:
             found.extend(detector.update_block(block))
         found.sort(key=lambda d: d.detected_time_s)
         return found
+
+    def open_detections(self) -> list[Detection]:
+        """Return every condition raised now, with its extremes so far (e.g. at the end of a record)."""
+        return [det for detector in self.detectors for output in detector.outputs for det in output.open()]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from wams.detection.analytics.latch import Transition
+from wams.detection.analytics.latch import ConditionLatch, Transition
 from wams.detection.analytics.types import Detection, DetectionKind, DetectionPhase, FloatArray, Severity
 
 
@@ -57,3 +58,23 @@ def severity(alarm: bool) -> Severity:
 def single(element: int) -> tuple[int, ...]:
     """Return the PMU tuple of a per-PMU element."""
     return (element,)
+
+
+@dataclass(frozen=True)
+class Output:
+    """How one latch's transitions become detections."""
+
+    latch: ConditionLatch
+    kind: DetectionKind
+    pmus_of: Callable[[int], tuple[int, ...]]
+    quantities_of: Callable[[Transition], dict[str, float]]
+    severity_of: Callable[[Transition], Severity]
+    tag: str | Callable[[int], str] = ""
+
+    def build(self, transitions: list[Transition]) -> list[Detection]:
+        """Return the detections of these transitions."""
+        return build_detections(self.kind, transitions, self.pmus_of, self.quantities_of, self.severity_of, self.tag)
+
+    def open(self) -> list[Detection]:
+        """Return the conditions raised now, with their extremes so far."""
+        return self.build(self.latch.open_transitions())

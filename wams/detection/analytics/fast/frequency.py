@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wams.detection.analytics.fast.base import beyond, build_detections, severity, single
+from wams.detection.analytics.fast.base import Output, beyond, severity, single
 from wams.detection.analytics.fast.config import FrequencyConfig, RocofConfig
 from wams.detection.analytics.history import RowHistory, windowed_slope
 from wams.detection.analytics.latch import ConditionLatch, Transition
@@ -27,6 +27,10 @@ class FrequencyDetector:
         self.over_clear_hz = nominal_hz + warn - hyst
         self.under = ConditionLatch(n_pmu, config.pickup_s, config.dropout_s, {"frequency_hz": "min"})
         self.over = ConditionLatch(n_pmu, config.pickup_s, config.dropout_s, {"frequency_hz": "max"})
+        self.outputs = [
+            Output(self.under, DetectionKind.UNDER_FREQUENCY, single, self._under_quantities, self._under_severity),
+            Output(self.over, DetectionKind.OVER_FREQUENCY, single, self._over_quantities, self._over_severity),
+        ]
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
         """Advance through a block and return what was raised or cleared."""
@@ -40,9 +44,7 @@ class FrequencyDetector:
             over = self.over.step_block(
                 block.timestamp_s, valid & (f > self.over_warning_hz), valid & (f < self.over_clear_hz), values
             )
-        return build_detections(
-            DetectionKind.UNDER_FREQUENCY, under, single, self._under_quantities, self._under_severity
-        ) + build_detections(DetectionKind.OVER_FREQUENCY, over, single, self._over_quantities, self._over_severity)
+        return self.outputs[0].build(under) + self.outputs[1].build(over)
 
     def _under_quantities(self, tr: Transition) -> dict[str, float]:
         return {"frequency_hz": tr.current["frequency_hz"], "frequency_nadir_hz": tr.extreme["frequency_hz"]}
@@ -68,6 +70,7 @@ class RocofDetector:
         self.clear = self.warning - per_element(config.hysteresis_hz_per_s, n_pmu, "hysteresis_hz_per_s")
         self.history = RowHistory(config.window_s)
         self.latch = ConditionLatch(n_pmu, config.pickup_s, config.dropout_s, {"rocof_hz_per_s": "absmax"})
+        self.outputs = [Output(self.latch, DetectionKind.ROCOF, single, self._quantities, self._severity)]
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
         """Advance through a block and return what was raised or cleared."""
@@ -78,14 +81,15 @@ class RocofDetector:
         known = np.isfinite(rocof)
         magnitude = np.abs(np.where(known, rocof, 0.0))
         transitions = self.latch.step_block(
-            block.timestamp_s, known & (magnitude > self.warning), known & (magnitude < self.clear), {"rocof_hz_per_s": rocof}
+            block.timestamp_s,
+            known & (magnitude > self.warning),
+            known & (magnitude < self.clear),
+            {"rocof_hz_per_s": rocof},
         )
-        return build_detections(DetectionKind.ROCOF, transitions, single, self._quantities, self._severity)
+        return self.outputs[0].build(transitions)
 
     def _quantities(self, tr: Transition) -> dict[str, float]:
         return {"rocof_hz_per_s": tr.current["rocof_hz_per_s"], "rocof_max_hz_per_s": tr.extreme["rocof_hz_per_s"]}
 
     def _severity(self, tr: Transition) -> Severity:
         return severity(beyond(abs(tr.extreme["rocof_hz_per_s"]), self.alarm, tr.element, below=False))
-
-

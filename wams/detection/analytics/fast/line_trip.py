@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wams.detection.analytics.fast.base import build_detections, severity, single
+from wams.detection.analytics.fast.base import Output, severity, single
 from wams.detection.analytics.fast.config import LineTripConfig
 from wams.detection.analytics.history import RowHistory, lookback_rows
 from wams.detection.analytics.latch import ConditionLatch, Transition
@@ -34,6 +34,16 @@ class LineTripDetector:
         self.current_history = RowHistory(config.lookback_s)
         self.current_latch: ConditionLatch | None = None
         self.current_pmu: np.ndarray = np.asarray(config.current_pmu_index, dtype=np.intp)
+        self.outputs = [
+            Output(
+                self.angle_latch,
+                DetectionKind.LINE_TRIP,
+                single,
+                self._angle_quantities,
+                self._angle_severity,
+                "angle@",
+            )
+        ]
 
     def _current_latch(self, n_current: int) -> ConditionLatch:
         """Create the per-channel state on the first block that carries currents."""
@@ -46,6 +56,17 @@ class LineTripDetector:
             self.step_fraction = per_element(self.config.step_fraction, n_current, "step_fraction")
             self.min_current_a = per_element(self.config.min_current_a, n_current, "min_current_a")
             self.current_latch = ConditionLatch(n_current, 0.0, self.config.hold_s, {"current_ratio": "min"})
+            self.outputs = [
+                self.outputs[0],
+                Output(
+                    self.current_latch,
+                    DetectionKind.LINE_TRIP,
+                    self._pmu_of_current,
+                    self._current_quantities,
+                    self._current_severity,
+                    lambda element: f"current{element}@",
+                ),
+            ]
             self.current_history.reset()
         return self.current_latch
 
@@ -61,7 +82,9 @@ class LineTripDetector:
         usable = block.data_valid() & ~block.sync_error()
         angle = np.where(usable, block.voltage_angle_deg, np.nan)
         frequency = np.where(usable, block.frequency_hz, np.nan)
-        t_all, arrays, offset = self.angle_history.extend(block.timestamp_s, {"angle_deg": angle, "frequency_hz": frequency})
+        t_all, arrays, offset = self.angle_history.extend(
+            block.timestamp_s, {"angle_deg": angle, "frequency_hz": frequency}
+        )
         rows = lookback_rows(t_all, offset, self.lookback_s)
         known_row = rows >= 0
         back = np.where(known_row, rows, 0)
@@ -72,9 +95,7 @@ class LineTripDetector:
         known = np.isfinite(step)
         on = known & (np.abs(np.where(known, step, 0.0)) > self.angle_step_deg)
         transitions = self.angle_latch.step_block(block.timestamp_s, on, ~on, {"angle_step_deg": step})
-        return build_detections(
-            DetectionKind.LINE_TRIP, transitions, single, self._angle_quantities, self._angle_severity, tag="angle@"
-        )
+        return self.outputs[0].build(transitions)
 
     def _current_steps(self, block: SnapshotBlock, current_a: FloatArray) -> list[Detection]:
         """Detect a current falling towards zero (trip) or changing by a large fraction (step)."""
@@ -94,14 +115,7 @@ class LineTripDetector:
         on = trip | step
         values = {"current_ratio": ratio, "current_before_a": before, "current_after_a": after}
         transitions = latch.step_block(block.timestamp_s, on, ~on, values)
-        return build_detections(
-            DetectionKind.LINE_TRIP,
-            transitions,
-            self._pmu_of_current,
-            self._current_quantities,
-            self._current_severity,
-            tag=lambda element: f"current{element}@",
-        )
+        return self.outputs[1].build(transitions)
 
     def _pmu_of_current(self, element: int) -> tuple[int, ...]:
         return (int(self.current_pmu[element]),)

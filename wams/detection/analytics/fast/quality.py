@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wams.detection.analytics.fast.base import build_detections, single
+from wams.detection.analytics.fast.base import Output, single
 from wams.detection.analytics.fast.config import DataQualityConfig
 from wams.detection.analytics.latch import ConditionLatch, Transition
 from wams.detection.analytics.types import (
@@ -26,6 +26,11 @@ class DataQualityDetector:
         self.sync = ConditionLatch(n_pmu, config.sync_pickup_s, config.dropout_s)
         self.invalid = ConditionLatch(n_pmu, config.invalid_pickup_s, config.dropout_s)
         self.stale = ConditionLatch(n_pmu, config.stale_after_s, config.dropout_s)
+        self.outputs = [
+            Output(self.sync, DetectionKind.SYNC_LOSS, single, _stat, _warning),
+            Output(self.invalid, DetectionKind.INVALID_DATA, single, _stat, _warning),
+            Output(self.stale, DetectionKind.STALE_DATA, single, _nothing, _warning),
+        ]
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
         """Advance through a block and return what was raised or cleared."""
@@ -37,20 +42,11 @@ class DataQualityDetector:
         data_error = present & ((stat & STAT_DATA_ERROR_MASK) != 0)
         data_ok = present & ((stat & STAT_DATA_ERROR_MASK) == 0)
         t = block.timestamp_s
+        sync, invalid, stale = self.outputs
         return (
-            build_detections(
-                DetectionKind.SYNC_LOSS, self.sync.step_block(t, sync_error, sync_ok, values), single, _stat, _warning
-            )
-            + build_detections(
-                DetectionKind.INVALID_DATA,
-                self.invalid.step_block(t, data_error, data_ok, values),
-                single,
-                _stat,
-                _warning,
-            )
-            + build_detections(
-                DetectionKind.STALE_DATA, self.stale.step_block(t, ~present, present, values), single, _nothing, _warning
-            )
+            sync.build(self.sync.step_block(t, sync_error, sync_ok, values))
+            + invalid.build(self.invalid.step_block(t, data_error, data_ok, values))
+            + stale.build(self.stale.step_block(t, ~present, present, values))
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wams.detection.analytics.fast.base import beyond, build_detections, severity, single
+from wams.detection.analytics.fast.base import Output, beyond, severity, single
 from wams.detection.analytics.fast.config import AngleSeparationConfig, VoltageConfig
 from wams.detection.analytics.latch import ConditionLatch, Transition
 from wams.detection.analytics.types import (
@@ -31,6 +31,10 @@ class VoltageDetector:
         self.swell_clear = self.swell_warning - hyst
         self.sag = ConditionLatch(n_pmu, config.pickup_s, config.dropout_s, {"voltage_pu": "min"})
         self.swell = ConditionLatch(n_pmu, config.pickup_s, config.dropout_s, {"voltage_pu": "max"})
+        self.outputs = [
+            Output(self.sag, DetectionKind.VOLTAGE_SAG, single, self._sag_quantities, self._sag_severity),
+            Output(self.swell, DetectionKind.VOLTAGE_SWELL, single, self._swell_quantities, self._swell_severity),
+        ]
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
         """Advance through a block and return what was raised or cleared."""
@@ -38,13 +42,13 @@ class VoltageDetector:
         v = np.where(valid, block.voltage_magnitude_pu, np.nan)
         values = {"voltage_pu": v}
         with np.errstate(invalid="ignore"):
-            sag = self.sag.step_block(block.timestamp_s, valid & (v < self.sag_warning), valid & (v > self.sag_clear), values)
+            sag = self.sag.step_block(
+                block.timestamp_s, valid & (v < self.sag_warning), valid & (v > self.sag_clear), values
+            )
             swell = self.swell.step_block(
                 block.timestamp_s, valid & (v > self.swell_warning), valid & (v < self.swell_clear), values
             )
-        return build_detections(DetectionKind.VOLTAGE_SAG, sag, single, self._sag_quantities, self._sag_severity) + (
-            build_detections(DetectionKind.VOLTAGE_SWELL, swell, single, self._swell_quantities, self._swell_severity)
-        )
+        return self.outputs[0].build(sag) + self.outputs[1].build(swell)
 
     def _sag_quantities(self, tr: Transition) -> dict[str, float]:
         low = tr.extreme["voltage_pu"]
@@ -75,6 +79,9 @@ class AngleSeparationDetector:
         self.alarm = per_element(config.alarm_deg, n_pair, "alarm_deg")
         self.clear = self.warning - per_element(config.hysteresis_deg, n_pair, "hysteresis_deg")
         self.latch = ConditionLatch(n_pair, config.pickup_s, config.dropout_s, {"angle_separation_deg": "absmax"})
+        self.outputs = [
+            Output(self.latch, DetectionKind.ANGLE_SEPARATION, self._pmus, self._quantities, self._severity)
+        ]
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
         """Advance through a block and return what was raised or cleared."""
@@ -92,7 +99,7 @@ class AngleSeparationDetector:
             known & (magnitude < self.clear),
             {"angle_separation_deg": separation},
         )
-        return build_detections(DetectionKind.ANGLE_SEPARATION, transitions, self._pmus, self._quantities, self._severity)
+        return self.outputs[0].build(transitions)
 
     def _pmus(self, element: int) -> tuple[int, ...]:
         return (int(self.pairs[element, 0]), int(self.pairs[element, 1]))
