@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -31,10 +32,8 @@ async def _every(stop: asyncio.Event, app: Any, name: str, entry: dict[str, Any]
     task = app.tasks[entry["task"]]
     args = entry.get("args", ())
     while not stop.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=period_s)
-        except TimeoutError:
-            pass
         if stop.is_set():
             return
         try:
