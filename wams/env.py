@@ -110,3 +110,11 @@ def env_database(name: str, sqlite_path: Path, environ: Mapping[str, str] | None
     if scheme != "sqlite" and not config.get("NAME"):
         raise ImproperlyConfigured(f"{name}={raw!r} names no database")
     return config
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None = None) -> str:
+    """Return a string variable that must be one of `choices`."""
+    value = env_str(name, default, environ)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from wams.env import env_bool, env_database, env_int, env_list, env_redis_url, env_str
+from wams.env import env_bool, env_choice, env_database, env_int, env_list, env_redis_url, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("WAMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -139,7 +139,18 @@ WAMS_PDC_SHARDS = env_int("WAMS_PDC_SHARDS", 1, minimum=1)
 if WAMS_PDC_SHARD >= WAMS_PDC_SHARDS:
     raise ImproperlyConfigured(f"WAMS_PDC_SHARD={WAMS_PDC_SHARD} must be below WAMS_PDC_SHARDS={WAMS_PDC_SHARDS}")
 WAMS_LIVE_RATE_HZ = env_int("WAMS_LIVE_RATE_HZ", 10, minimum=1, maximum=60)
+WAMS_PDC_BLOCK_SECONDS = env_int("WAMS_PDC_BLOCK_SECONDS", 5, minimum=1, maximum=60)
+WAMS_PDC_TLS_CA_FILE = env_str("WAMS_PDC_TLS_CA_FILE", "")
+WAMS_HISTORIAN_COMPRESSION = env_choice("WAMS_HISTORIAN_COMPRESSION", "zstd", ("zstd", "zlib", "lzma"))
+WAMS_HISTORIAN_LOSSLESS = env_bool("WAMS_HISTORIAN_LOSSLESS", default=True)
+WAMS_HISTORIAN_RECENT_S = env_int("WAMS_HISTORIAN_RECENT_S", 120, minimum=1, maximum=3600)
+WAMS_HISTORIAN_CLAIM_IDLE_MS = env_int("WAMS_HISTORIAN_CLAIM_IDLE_MS", 30_000, minimum=100)
 WAMS_HTTP_PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+WAMS_CONTROL_SELECT_TIMEOUT_S = env_int("WAMS_CONTROL_SELECT_TIMEOUT_S", 30, minimum=1, maximum=600)
+WAMS_CONTROL_COMMAND_TIMEOUT_MS = env_int("WAMS_CONTROL_COMMAND_TIMEOUT_MS", 5000, minimum=100, maximum=120_000)
+WAMS_EVENT_WINDOW_PRE_S = env_int("WAMS_EVENT_WINDOW_PRE_S", 10, minimum=0, maximum=600)
+WAMS_EVENT_WINDOW_POST_S = env_int("WAMS_EVENT_WINDOW_POST_S", 30, minimum=0, maximum=600)
+WAMS_OSCILLATION_WINDOW_S = env_int("WAMS_OSCILLATION_WINDOW_S", 120, minimum=30, maximum=600)
 
 LOGGING = {
     "version": 1,

@@ -78,3 +78,15 @@ def test_settings_refuse_a_shard_outside_the_shard_count():
     result = run_check({"SECRET_KEY": "k", "WAMS_PDC_SHARD": "2", "WAMS_PDC_SHARDS": "2"})
     assert result.returncode != 0
     assert "WAMS_PDC_SHARD=2 must be below WAMS_PDC_SHARDS=2" in result.stderr
+
+
+def test_choice_outside_the_allowed_values_is_named():
+    from wams.env import env_choice
+
+    with pytest.raises(ImproperlyConfigured, match="WAMS_HISTORIAN_COMPRESSION='gzip' is not one of zstd, zlib, lzma"):
+        env_choice(
+            "WAMS_HISTORIAN_COMPRESSION",
+            "zstd",
+            ("zstd", "zlib", "lzma"),
+            environ={"WAMS_HISTORIAN_COMPRESSION": "gzip"},
+        )

@@ -1,0 +1,129 @@
+"""Queries by PMU, channel and window: chunks merged with the recent window, decimation for plots."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_pmu
+from tests.historian.helpers import T0, T0_US, make_block
+from wams.historian import codec
+from wams.historian.query import channel_names, decimate, parse_channel, query_traces, read_samples
+from wams.historian.recent import push_recent
+from wams.historian.services import ingest
+
+
+def _ramp_block(pmu_id: int, n: int = 1000, fps: int = 10) -> object:
+    block = make_block(pmu_id, n=n, fps=fps, n_phasors=1)
+    block.frequency_hz = np.arange(n, dtype=np.float64)  # sample i has value i
+    return block
+
+
+def test_decimation_of_a_ramp_gives_known_min_max_mean() -> None:
+    timestamp_us = T0_US + np.arange(1000, dtype=np.int64) * 100_000  # 10 fps for 100 s
+    values = np.arange(1000, dtype=np.float64)
+    times, mean, minimum, maximum, count, width = decimate(timestamp_us, values, T0_US, T0_US + 99_999_999, 10)
+    assert width == 10_000_000
+    np.testing.assert_array_equal(minimum, np.arange(10) * 100)
+    np.testing.assert_array_equal(maximum, np.arange(10) * 100 + 99)
+    np.testing.assert_allclose(mean, np.arange(10) * 100 + 49.5, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(count, np.full(10, 100))
+    np.testing.assert_array_equal(times, T0_US + np.arange(10) * 10_000_000 + 4_950_000)
+
+
+def test_decimation_ignores_nan_and_leaves_out_empty_buckets() -> None:
+    timestamp_us = np.array([0, 1, 2, 30, 31], dtype=np.int64)
+    values = np.array([1.0, np.nan, 3.0, np.nan, np.nan])
+    times, mean, minimum, maximum, count, width = decimate(timestamp_us, values, 0, 39, 4)
+    np.testing.assert_array_equal(times, [1, 30])
+    assert width == 10
+    np.testing.assert_array_equal(count, [3, 2])
+    np.testing.assert_array_equal(minimum[:1], [1.0])
+    np.testing.assert_array_equal(maximum[:1], [3.0])
+    np.testing.assert_allclose(mean[:1], [2.0])
+    assert np.isnan(mean[1]) and np.isnan(minimum[1]) and np.isnan(maximum[1])
+
+
+def test_channel_names_parse_and_list() -> None:
+    assert parse_channel("phasor_3_angle_deg").index == 3
+    assert parse_channel("digital_1").kind == "digital"
+    assert channel_names(1, 1, 1) == [
+        "frequency_hz",
+        "rocof_hz_per_s",
+        "stat",
+        "phasor_0_magnitude",
+        "phasor_0_angle_deg",
+        "analog_0",
+        "digital_0",
+    ]
+    with pytest.raises(ValueError, match="unknown channel"):
+        parse_channel("voltage")
+
+
+@pytest.mark.django_db
+def test_decimated_query_of_stored_ramp_has_known_buckets() -> None:
+    pmu = make_pmu()
+    for first in range(0, 1000, 50):  # 5 s blocks at 10 fps
+        block = _ramp_block(pmu.pk)
+        ingest(codec.take_samples(block, slice(first, first + 50)))  # type: ignore[arg-type]
+    end = T0 + timedelta(seconds=100) - timedelta(microseconds=1)
+    (trace,) = query_traces([pmu.pk], ["frequency_hz"], T0, end, max_points=10)
+    assert trace.decimated
+    np.testing.assert_array_equal(trace.minimum, np.arange(10) * 100)
+    np.testing.assert_array_equal(trace.maximum, np.arange(10) * 100 + 99)
+    np.testing.assert_allclose(trace.mean, np.arange(10) * 100 + 49.5)
+    (raw,) = query_traces([pmu.pk], ["frequency_hz"], T0 + timedelta(seconds=10), end, max_points=None)
+    np.testing.assert_array_equal(raw.mean, np.arange(100, 1000))
+
+
+@pytest.mark.django_db
+def test_query_merges_stored_chunks_with_the_recent_window(embedded: None) -> None:
+    pmu = make_pmu()
+    block = make_block(pmu.pk, n=300, n_phasors=2)
+    ingest(codec.take_samples(block, slice(0, 200)))
+    for i in range(150, 300):  # the pdc pushes single snapshots, overlapping what is stored
+        push_recent(codec.take_samples(block, slice(i, i + 1)))
+    end = T0 + timedelta(seconds=20)
+    magnitude, angle = query_traces([pmu.pk], ["phasor_1_magnitude", "phasor_1_angle_deg"], T0, end, max_points=None)
+    np.testing.assert_array_equal(magnitude.timestamp_us, block.timestamp_us)
+    np.testing.assert_allclose(magnitude.mean, np.abs(block.phasors[:, 1]), rtol=1e-12)
+    np.testing.assert_allclose(angle.mean, np.degrees(np.angle(block.phasors[:, 1])), rtol=0, atol=1e-9)
+    samples = read_samples(pmu.pk, T0, end)
+    assert samples is not None
+    np.testing.assert_array_equal(samples.phasors, block.phasors)
+
+
+@pytest.mark.django_db
+def test_missing_channel_reads_nan_and_json_has_none() -> None:
+    pmu = make_pmu()
+    ingest(make_block(pmu.pk, n=10, n_phasors=1))
+    (trace,) = query_traces([pmu.pk], ["phasor_4_magnitude"], T0, T0 + timedelta(seconds=1), include_recent=False)
+    assert len(trace.mean) == 10 and np.isnan(trace.mean).all()
+    assert trace.to_json()["mean"] == [None] * 10
+
+
+@pytest.mark.django_db
+def test_query_window_excludes_samples_outside_it() -> None:
+    pmu = make_pmu()
+    ingest(make_block(pmu.pk, n=150, fps=30))
+    start, end = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    (trace,) = query_traces([pmu.pk], ["stat"], start, end, max_points=None)
+    assert len(trace.timestamp_us) == 31  # instants 30..60 of a 30 fps grid, both ends included
+    assert trace.timestamp_us[0] == T0_US + 1_000_000 and trace.timestamp_us[-1] == T0_US + 2_000_000
+
+
+@pytest.mark.django_db
+def test_query_of_several_pmus_returns_their_traces_in_order() -> None:
+    pmus = [make_pmu() for _ in range(5)]
+    blocks = [make_block(pmu.pk, n=300, n_phasors=1, seed=i) for i, pmu in enumerate(pmus)]
+    for block in blocks:
+        ingest(block)
+    traces = query_traces([p.pk for p in pmus], ["frequency_hz", "stat"], T0, T0 + timedelta(seconds=10), 100)
+    assert [(t.pmu_id, t.channel) for t in traces] == [(p.pk, c) for p in pmus for c in ("frequency_hz", "stat")]
+    for block, trace in zip(blocks, traces[::2], strict=True):
+        assert trace.decimated and len(trace.mean) <= 100
+        np.testing.assert_allclose(
+            np.sum(trace.mean * trace.count), block.frequency_hz.sum(), rtol=1e-12
+        )  # bucket means weighted by counts add up to the raw sum
