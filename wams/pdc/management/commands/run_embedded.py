@@ -32,6 +32,7 @@ class Command(BaseCommand):
 
         from wams.asgi import application
         from wams.pdc.runner import run_pdc
+        from wams.historian.handoff import stop_embedded_writer
         from wams.periodic import run_schedule
 
         sim = None if options["no_sim"] else self.start_simulator(options["sim_args"])
@@ -60,6 +61,7 @@ class Command(BaseCommand):
         finally:
             if sim is not None:
                 self.stop_simulator(sim)
+            stop_embedded_writer()  # store what the pdc handed over before the process ends
 
     def start_simulator(self, extra: str) -> subprocess.Popen[bytes]:
         """Start `manage.py simulate_grid` as a child in its own process group."""
