@@ -19,43 +19,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from wams.simulator.engine.cases import CaseSpec, get_case_spec, load_case_system
+from wams.simulator.engine.events import AppliedEvent, LoadModulator, SimulationDivergedError, concatenate
+from wams.simulator.engine.gridinfo import GridInfo
+from wams.simulator.engine.network import line_admittances
 from wams.simulator.engine.trajectory import BoolArray, FloatArray, TrajectoryChunk
+
+__all__ = ["AppliedEvent", "GridDynamics", "LoadModulator", "SimulationDivergedError"]
 
 logger = logging.getLogger(__name__)
 
 #: Load constants scaled by the active-power factor and by the reactive-power factor.
 _P_SERVICES = ("Ppf", "Req", "Ipeq")
 _Q_SERVICES = ("Qpf", "Xeq", "Iqeq")
-
-
-class SimulationDivergedError(RuntimeError):
-    """The integrator could not continue (e.g. voltage collapse); the case must be restarted."""
-
-
-@dataclass(frozen=True)
-class AppliedEvent:
-    """One switching or parameter action applied to the running simulation."""
-
-    t_s: float
-    kind: str
-    element: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-class LoadModulator(Protocol):
-    """Multiply load powers over time; return None once finished (it is then dropped)."""
-
-    name: str
-
-    def factors(self, t_s: float) -> tuple[FloatArray, FloatArray] | None:
-        """Return (p_factor, q_factor), each (n_load,), for simulated time `t_s`."""
-        ...
 
 
 class GridDynamics:
@@ -110,7 +90,7 @@ class GridDynamics:
         self.nominal_hz = float(system.config.freq)
         self.base_mva = float(system.config.mva)
         self._bus_col = {bus: k for k, bus in enumerate(self.bus_ids)}
-        freq_addr = {}
+        freq_addr: dict[Any, int] = {}
         for bus, addr in zip(system.BusFreq.bus.v, system.BusFreq.f.a):
             freq_addr.setdefault(bus, int(addr))
         self._y_angle = np.asarray(system.Bus.a.a, dtype=np.int64)
@@ -118,6 +98,7 @@ class GridDynamics:
         self._y_freq = np.array([freq_addr[bus] for bus in self.bus_ids], dtype=np.int64)
         self._x_speed = np.asarray(system.GENROU.omega.a, dtype=np.int64)
         self._y_power = np.asarray(system.GENROU.Pe.a, dtype=np.int64)
+        self._generator_p0_pu = np.asarray(system.GENROU.Pe.v, dtype=np.float64).copy()
         self.line_closed: BoolArray = np.asarray(system.Line.u.v, dtype=bool).copy()
         self.generator_online: BoolArray = np.asarray(system.GENROU.u.v, dtype=bool).copy()
 
@@ -126,9 +107,7 @@ class GridDynamics:
         self.load_ids: list[Any] = list(pq.idx.v)
         self.load_buses: list[Any] = list(pq.bus.v)
         self._load_base = {name: np.asarray(getattr(pq, name).v, dtype=np.float64).copy() for name in _P_SERVICES}
-        self._load_base.update(
-            {name: np.asarray(getattr(pq, name).v, dtype=np.float64).copy() for name in _Q_SERVICES}
-        )
+        self._load_base.update({name: np.asarray(getattr(pq, name).v, dtype=np.float64).copy() for name in _Q_SERVICES})
         n = len(self.load_ids)
         self._load_step_p = np.ones(n)
         self._load_step_q = np.ones(n)
@@ -156,9 +135,7 @@ class GridDynamics:
         """Return the lines joining buses of `area_a` to buses of `area_b`."""
         area = dict(zip(self.bus_ids, self.bus_area))
         return [
-            line
-            for line, (b1, b2) in zip(self.line_ids, self.line_buses)
-            if {area[b1], area[b2]} == {area_a, area_b}
+            line for line, (b1, b2) in zip(self.line_ids, self.line_buses) if {area[b1], area[b2]} == {area_a, area_b}
         ]
 
     # ---------------------------------------------------------------- stepping
@@ -172,7 +149,7 @@ class GridDynamics:
             if step != self.step_s:
                 t_next = min(t_next, self._refine_until_s)
             parts.append(self._run_chunk(t_next, step))
-        return _concatenate(parts, self)
+        return concatenate(parts, self.line_closed, self.generator_online, len(self.bus_ids))
 
     def _run_chunk(self, t_next_s: float, step_s: float) -> TrajectoryChunk:
         system = self.system
@@ -203,6 +180,21 @@ class GridDynamics:
             store.clear()
         return TrajectoryChunk(
             t_s=times,
+            bus_angle_rad=y[:, self._y_angle],
+            bus_magnitude_pu=y[:, self._y_magnitude],
+            bus_frequency_pu=y[:, self._y_freq],
+            generator_speed_pu=x[:, self._x_speed],
+            generator_power_pu=y[:, self._y_power],
+            line_closed=self.line_closed.copy(),
+            generator_online=self.generator_online.copy(),
+        )
+
+    def current_state(self) -> TrajectoryChunk:
+        """Return the present state as a one-step chunk (e.g. t = 0 before any step)."""
+        y = np.asarray(self.system.dae.y)[None, :]
+        x = np.asarray(self.system.dae.x)[None, :]
+        return TrajectoryChunk(
+            t_s=np.array([self.t_s]),
             bus_angle_rad=y[:, self._y_angle],
             bus_magnitude_pu=y[:, self._y_magnitude],
             bus_frequency_pu=y[:, self._y_freq],
@@ -349,34 +341,66 @@ class GridDynamics:
         self.system.TDS.custom_event = True
         return self._record("generator_damping", "GENROU", damping_pu=[round(float(v), 3) for v in values])
 
+    def set_governor_lead(self, lead_s: float | list[float]) -> AppliedEvent:
+        """Set the turbine governors' lead time constant T2, one value for all or one per governor."""
+        offset = 0
+        for name in ("TGOV1N", "TGOV1"):
+            model = getattr(self.system, name, None)
+            if model is not None and model.n:
+                if isinstance(lead_s, list):
+                    model.T2.v[:] = lead_s[offset : offset + model.n]
+                else:
+                    model.T2.v[:] = lead_s
+                offset += model.n
+        self.system.TDS.custom_event = True
+        return self._record("governor_lead", "governors", t2_s=lead_s)
+
+    def governor_lead_s(self) -> list[float]:
+        """Return every turbine governor's lead time constant T2, in model order."""
+        values: list[float] = []
+        for name in ("TGOV1N", "TGOV1"):
+            model = getattr(self.system, name, None)
+            if model is not None and model.n:
+                values.extend(float(v) for v in model.T2.v)
+        return values
+
+    def set_generator_setpoint(self, generator: Any, power_mw: float) -> AppliedEvent:
+        """Move a generator's governor reference so it settles near `power_mw` (droop permitting)."""
+        uid = self.uid("GENROU", generator)
+        initial_mw = float(self._generator_p0_pu[uid]) * self.base_mva
+        for name in ("TGOV1N", "TGOV1"):
+            model = getattr(self.system, name, None)
+            if model is None or not model.n:
+                continue
+            for k, syn in enumerate(model.syn.v):
+                if syn == generator:
+                    model.paux0.v[k] = (power_mw - initial_mw) / self.base_mva
+        self.system.TDS.custom_event = True
+        return self._record("generator_setpoint", generator, power_mw=power_mw, initial_mw=round(initial_mw, 3))
+
+    def info(self) -> GridInfo:
+        """Return the picklable description of the case (ids, topology, bases, admittances)."""
+        y_ff, y_ft, y_tt, y_tf = line_admittances(self.system)
+        return GridInfo(
+            spec=self.spec,
+            nominal_hz=self.nominal_hz,
+            base_mva=self.base_mva,
+            bus_ids=list(self.bus_ids),
+            bus_nominal_kv=self.bus_nominal_kv.copy(),
+            line_ids=list(self.line_ids),
+            line_buses=list(self.line_buses),
+            generator_ids=list(self.generator_ids),
+            generator_buses=list(self.generator_buses),
+            generator_p0_mw=self._generator_p0_pu * self.base_mva,
+            load_ids=list(self.load_ids),
+            load_buses=list(self.load_buses),
+            load_base_mw=self.load_base_mw.copy(),
+            y_ff=y_ff,
+            y_ft=y_ft,
+            y_tt=y_tt,
+            y_tf=y_tf,
+        )
+
     def call_between_steps(self, action: Callable[[GridDynamics], Any]) -> Any:
         """Run `action(self)` at the current step boundary and return its result."""
         return action(self)
-
-
-def _concatenate(parts: list[TrajectoryChunk], dyn: GridDynamics) -> TrajectoryChunk:
-    """Join chunks; the switching state is the last chunk's (it held since the last action)."""
-    if not parts:
-        n_bus, n_gen = len(dyn.bus_ids), len(dyn.generator_ids)
-        return TrajectoryChunk(
-            t_s=np.zeros(0),
-            bus_angle_rad=np.zeros((0, n_bus)),
-            bus_magnitude_pu=np.zeros((0, n_bus)),
-            bus_frequency_pu=np.zeros((0, n_bus)),
-            generator_speed_pu=np.zeros((0, n_gen)),
-            generator_power_pu=np.zeros((0, n_gen)),
-            line_closed=dyn.line_closed.copy(),
-            generator_online=dyn.generator_online.copy(),
-        )
-    if len(parts) == 1:
-        return parts[0]
-    return TrajectoryChunk(
-        t_s=np.concatenate([p.t_s for p in parts]),
-        bus_angle_rad=np.vstack([p.bus_angle_rad for p in parts]),
-        bus_magnitude_pu=np.vstack([p.bus_magnitude_pu for p in parts]),
-        bus_frequency_pu=np.vstack([p.bus_frequency_pu for p in parts]),
-        generator_speed_pu=np.vstack([p.generator_speed_pu for p in parts]),
-        generator_power_pu=np.vstack([p.generator_power_pu for p in parts]),
-        line_closed=parts[-1].line_closed,
-        generator_online=parts[-1].generator_online,
-    )

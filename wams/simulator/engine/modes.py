@@ -1,16 +1,15 @@
-"""Electromechanical modes of the running grid from ANDES eigenvalue analysis, and damping tuning."""
+"""Electromechanical modes of the running grid from ANDES eigenvalue analysis."""
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from wams.simulator.engine.dynamics import GridDynamics
-from wams.simulator.engine.trajectory import ComplexArray, FloatArray
+from wams.simulator.engine.trajectory import ComplexArray
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +62,22 @@ def linearise(dyn: GridDynamics) -> Linearisation:
     return Linearisation(eigenvalues=eigenvalues, right=right, left=left, speed_rows=speed_rows)
 
 
+def unstable_eigenvalues(lin: Linearisation) -> ComplexArray:
+    """Return right half-plane eigenvalues that take part in rotor motion.
+
+    Degenerate stabiliser filters (all coefficients zero) add real eigenvalues near +1 that the
+    time response never shows (the case runs flat for minutes); only oscillatory eigenvalues and
+    real ones with a clear rotor-speed participation count.
+    """
+    unstable = np.where(lin.eigenvalues.real > 1e-6)[0]
+    keep = []
+    for k in unstable:
+        speed = np.abs(lin.right[lin.speed_rows, k] * lin.left[k, lin.speed_rows]).sum()
+        if abs(lin.eigenvalues[k].imag) > 1e-6 or speed > 0.1:
+            keep.append(k)
+    return np.asarray(lin.eigenvalues[keep], dtype=np.complex128)
+
+
 def electromechanical_modes(lin: Linearisation, online: np.ndarray | None = None) -> list[Mode]:
     """Return the electromechanical modes (positive frequency), lowest frequency first."""
     mu = lin.eigenvalues
@@ -94,11 +109,17 @@ def electromechanical_modes(lin: Linearisation, online: np.ndarray | None = None
 
 
 def dominant_inter_area_mode(modes: list[Mode]) -> Mode | None:
-    """Return the least damped inter-area mode, or None."""
+    """Return the least damped inter-area mode below 1 Hz, or None."""
     candidates = [m for m in modes if m.inter_area and m.frequency_hz <= 1.0]
     if not candidates:
         return None
     return min(candidates, key=lambda m: m.damping_ratio)
+
+
+def slowest_inter_area_mode(modes: list[Mode]) -> Mode | None:
+    """Return the lowest-frequency inter-area mode (areas swinging against each other), or None."""
+    candidates = [m for m in modes if m.inter_area]
+    return candidates[0] if candidates else None
 
 
 def system_modes(dyn: GridDynamics) -> list[Mode]:
@@ -110,57 +131,3 @@ def _closest_mode(lin: Linearisation, frequency_hz: float) -> int:
     mu = lin.eigenvalues
     score = np.where(mu.imag > 0, np.abs(mu.imag / (2 * np.pi) - frequency_hz), np.inf)
     return int(np.argmin(score))
-
-
-def _damping_sensitivity(lin: Linearisation, k: int, inertia: FloatArray) -> FloatArray:
-    """Return d(Re lambda_k)/dD_i (n_gen,) for mechanical damping D_i on the swing equation."""
-    # dlambda/dA_jj is the participation factor; D_i enters A[w_i, w_i] as -D_i / M_i.
-    p = lin.right[lin.speed_rows, k] * lin.left[k, lin.speed_rows]
-    return np.asarray(-(p.real) / inertia, dtype=np.float64)
-
-
-def tune_inter_area_damping(dyn: GridDynamics, target_ratio: float = 0.02, iterations: int = 8) -> Mode:
-    """Set generator damping so the dominant inter-area mode has `target_ratio`; return that mode.
-
-    The other electromechanical modes are held near their damping (least-squares on eigenvalue
-    sensitivities to each generator's D, refined by re-linearising), so the scenario yields one
-    poorly damped inter-area mode, as a mistuned stabiliser would.
-    """
-    inertia = np.asarray(dyn.system.GENROU.M.v, dtype=np.float64)
-    damping = np.asarray(dyn.system.GENROU.D.v, dtype=np.float64).copy()
-    lin = linearise(dyn)
-    modes = electromechanical_modes(lin, online=dyn.generator_online)
-    target = dominant_inter_area_mode(modes)
-    if target is None:
-        raise ValueError("no inter-area mode found")
-    target_hz = target.frequency_hz
-    for _ in range(iterations):
-        k = _closest_mode(lin, target_hz)
-        mu = lin.eigenvalues[k]
-        zeta = -mu.real / abs(mu)
-        if abs(zeta - target_ratio) < 0.001:
-            break
-        wanted_real = -target_ratio * abs(mu.imag) / math.sqrt(1.0 - target_ratio**2)
-        rows = [_damping_sensitivity(lin, k, inertia)]
-        rhs = [wanted_real - mu.real]
-        weights = [1.0]
-        for other in electromechanical_modes(lin):
-            j = _closest_mode(lin, other.frequency_hz)
-            if j == k:
-                continue
-            rows.append(_damping_sensitivity(lin, j, inertia))
-            rhs.append(0.0)
-            weights.append(0.3)
-        a = np.vstack(rows) * np.asarray(weights)[:, None]
-        b = np.asarray(rhs) * np.asarray(weights)
-        step, *_ = np.linalg.lstsq(a, b, rcond=None)
-        damping = damping + step
-        dyn.system.GENROU.D.v[:] = damping
-        lin = linearise(dyn)
-    dyn.set_generator_damping(damping)
-    final = electromechanical_modes(lin, online=dyn.generator_online)
-    k = _closest_mode(lin, target_hz)
-    chosen = min(final, key=lambda m: abs(m.frequency_hz - float(abs(lin.eigenvalues[k].imag) / (2 * np.pi))))
-    if np.any(lin.eigenvalues.real > 1e-6):
-        logger.warning("damping tuning left an unstable eigenvalue")
-    return chosen
