@@ -1,5 +1,11 @@
 """Websocket routes."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from dashboards import consumers
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [
+    path("ws/live/", consumers.LiveConsumer.as_asgi()),
+    path("ws/pmu/<int:pmu_id>/", consumers.PmuConsumer.as_asgi()),
+    path("ws/replay/", consumers.ReplayConsumer.as_asgi()),
+]

@@ -83,7 +83,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 10},
+            # redis-py's 5 s socket timeout equals the layer's blocking-pop time: raise it so idle
+            # consumers are not dropped.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1500, "expiry": 10},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -1,0 +1,167 @@
+"""What a page needs at load time (topology, link states, active alarms) as JSON-ready dicts."""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from dashboards import access, figures, history
+from dashboards.consumers import stale_after_s
+from wams.detection.models import Event
+from wams.grid.models import Corridor, Pmu
+from wams.grid.services import AnyUser
+from wams.pdc.models import LinkState
+
+logger = logging.getLogger(__name__)
+
+LIVE_WINDOW_S = 120  # seconds of live history kept on the time-series figures
+ACTIVE_STATES = (Event.State.RAISED, Event.State.ACKNOWLEDGED)
+
+
+def pmu_rows(pmus: list[Pmu]) -> list[dict[str, Any]]:
+    """Describe PMUs for the page scripts."""
+    return [
+        {
+            "id": pmu.pk,
+            "name": pmu.station_name,
+            "substation": pmu.substation.name,
+            "substation_id": pmu.substation_id,
+            "stream_id": pmu.stream_id,
+            "stream": pmu.stream.name,
+            "owner": pmu.owner.code,
+            "lat": pmu.substation.latitude,
+            "lon": pmu.substation.longitude,
+            "nominal_hz": pmu.nominal_frequency_hz,
+            "url": reverse("dashboards:pmu", args=[pmu.pk]),
+        }
+        for pmu in pmus
+    ]
+
+
+def substation_rows(pmus: list[Pmu]) -> list[dict[str, Any]]:
+    """Describe the substations hosting the PMUs."""
+    rows: dict[int, dict[str, Any]] = {}
+    for pmu in pmus:
+        s = pmu.substation
+        row = rows.setdefault(
+            s.pk,
+            {
+                "id": s.pk,
+                "name": s.name,
+                "code": s.code,
+                "lat": s.latitude,
+                "lon": s.longitude,
+                "pmu_ids": [],
+                "url": reverse("dashboards:substation", args=[s.pk]),
+            },
+        )
+        row["pmu_ids"].append(pmu.pk)
+    return sorted(rows.values(), key=lambda row: row["name"])
+
+
+def link_row(link: LinkState) -> dict[str, Any]:
+    """Describe one link in the live EVENT_LINK shape."""
+    return {
+        "stream_id": link.stream_id,
+        "stream": link.stream.name,
+        "state": link.state,
+        "path": link.path.name if link.path is not None else None,
+        "rate_fps": link.rate_fps,
+        "latency_ms": link.latency_ms,
+        "frames_received": link.frames_received,
+        "frames_bad": link.frames_bad,
+        "frames_late": link.frames_late,
+        "gaps": link.gaps,
+        "reconnects": link.reconnects,
+        "last_frame_at": link.last_frame_at.isoformat() if link.last_frame_at else None,
+        "updated_at": link.updated_at.isoformat(),
+    }
+
+
+def link_rows(stream_ids: set[int]) -> dict[str, dict[str, Any]]:
+    """Return the stored link state of the streams, keyed by stream id."""
+    links = LinkState.objects.filter(stream_id__in=stream_ids).select_related("stream", "path")
+    return {str(link.stream_id): link_row(link) for link in links}
+
+
+def alarm_row(event: Event, visible_pmu_ids: set[int]) -> dict[str, Any]:
+    """Describe one event in the live EVENT_ALARM shape, naming only visible PMUs."""
+    return {
+        "event_id": event.pk,
+        "kind": event.kind,
+        "severity": event.severity,
+        "state": event.state,
+        "summary": event.summary,
+        "started_at": event.started_at.isoformat(),
+        "pmu_ids": [pmu.pk for pmu in event.pmus.all() if pmu.pk in visible_pmu_ids],
+        "quantities": event.quantities,
+        "url": reverse("dashboards:event", args=[event.pk]),
+    }
+
+
+def active_alarms(user: AnyUser, visible_pmu_ids: set[int], limit: int = 50) -> list[dict[str, Any]]:
+    """Return the user's raised or acknowledged events, newest first."""
+    events = access.visible_events(user).filter(state__in=ACTIVE_STATES).prefetch_related("pmus")[:limit]
+    return [alarm_row(event, visible_pmu_ids) for event in events]
+
+
+def corridor_rows(visible_pmu_ids: set[int]) -> list[dict[str, Any]]:
+    """Return the corridors whose both ends the user may see."""
+    corridors = Corridor.objects.filter(from_pmu__in=visible_pmu_ids, to_pmu__in=visible_pmu_ids)
+    return [
+        {"id": c.pk, "name": c.name, "from_pmu": c.from_pmu_id, "to_pmu": c.to_pmu_id, "limit_deg": c.angle_limit_deg}
+        for c in corridors
+    ]
+
+
+OVERVIEW_POINT_BUDGET = 8_000  # points on one overview figure: keeps its redraws affordable
+PREFILL_GAP_S = 2.0  # stored data stops this long before now; live updates take over from there
+
+
+def overview_points_per_s(n_pmus: int) -> int:
+    """Return the points per second and PMU the overview keeps: 10, fewer when many PMUs share a figure."""
+    return max(1, min(10, OVERVIEW_POINT_BUDGET // (max(1, n_pmus) * LIVE_WINDOW_S)))
+
+
+def stored_series(
+    pmus: list[Pmu], quantities: tuple[str, ...], points_per_s: int = 10
+) -> dict[str, dict[int, figures.Series]]:
+    """Return the last LIVE_WINDOW_S of stored data per quantity and PMU, empty when unavailable."""
+    end = timezone.now() - timedelta(seconds=PREFILL_GAP_S)
+    start = end - timedelta(seconds=LIVE_WINDOW_S)
+    out: dict[str, dict[int, figures.Series]] = {q: {} for q in quantities}
+    if not pmus:
+        return out
+    try:
+        windows = history.read_windows(pmus, start, end, quantities, max_points=LIVE_WINDOW_S * points_per_s)
+    except Exception:  # a live page opens without its back-fill rather than fail
+        logger.warning("no stored data to back-fill the live figures", exc_info=True)
+        return out
+    for window in windows:
+        x = [float(t) * 1000.0 for t in window.t_s]
+        for quantity in quantities:
+            values = window.values.get(quantity)
+            if values is not None and len(x):
+                y: list[float | None] = [None if math.isnan(v) else float(v) for v in values]
+                # A null after the stored data: the line breaks where live updates take over.
+                out[quantity][window.pmu_id] = ([*x, x[-1] + 1.0], [*y, None])
+    return out
+
+
+def live_config(user: AnyUser, pmus: list[Pmu], ws_path: str) -> dict[str, Any]:
+    """Return the settings every live page script starts from."""
+    return {
+        "ws_path": ws_path,
+        "stale_after_s": stale_after_s(),
+        "rate_hz": settings.WAMS_LIVE_RATE_HZ,
+        "window_s": LIVE_WINDOW_S,
+        "points_per_s": 10,
+        "can_operate": access.can_operate(user),
+        "pmus": pmu_rows(pmus),
+    }

@@ -1,0 +1,114 @@
+"""Events and alarms: list, detail with the pre/post window, acknowledge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from dashboards import access, figures, history, pagedata
+from dashboards.access import page
+from dashboards.replay import EVENT_POST_S, EVENT_PRE_S, SPEEDS
+from wams.detection.models import Event
+from wams.detection.services import EventActionError, acknowledge_event
+from wams.grid.services import visible_pmus
+
+WINDOW_QUANTITIES = ("frequency_hz", "rocof_hz_per_s", "magnitude_pu")
+WINDOW_MAX_POINTS = 1500
+STATE_FILTERS = {"active": pagedata.ACTIVE_STATES, "all": None}
+
+
+@page
+def event_list(request: HttpRequest) -> HttpResponse:
+    """List events newest first; new alarms arrive live."""
+    state = request.GET.get("state", "active")
+    events = access.visible_events(request.user).prefetch_related("pmus", "substations")
+    states = STATE_FILTERS.get(state)
+    if states is not None:
+        events = events.filter(state__in=states)
+    severity = request.GET.get("severity", "")
+    if severity in Event.Severity.values:
+        events = events.filter(severity=severity)
+    page_obj = Paginator(events, 50).get_page(request.GET.get("page"))
+    pmus = list(visible_pmus(request.user))
+    config = pagedata.live_config(request.user, pmus, "/ws/live/?topics=alarms")
+    config["watch_data"] = False
+    context = {
+        "page_obj": page_obj,
+        "state": state,
+        "severity": severity,
+        "severities": Event.Severity.choices,
+        "can_operate": access.can_operate(request.user),
+        "config": config,
+    }
+    return render(request, "dashboards/event_list.html", context)
+
+
+def _window_figures(event: Event, pmus: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """Return the pre/post figures of an event's PMUs, or an explanation why there are none."""
+    if not pmus:
+        return [], "The event names no PMU you may see."
+    start = event.started_at - timedelta(seconds=EVENT_PRE_S)
+    end = (event.ended_at or event.started_at) + timedelta(seconds=EVENT_POST_S)
+    try:
+        windows = history.read_windows(pmus, start, end, WINDOW_QUANTITIES, max_points=WINDOW_MAX_POINTS)
+    except history.HistoryUnavailable as exc:
+        return [], f"History is not available: {exc}."
+    if not any(len(window.t_s) for window in windows):
+        return [], "The historian holds no samples of this window."
+    names = {pmu.pk: pmu.station_name for pmu in pmus}
+    marks = [event.started_at.timestamp()] + ([event.ended_at.timestamp()] if event.ended_at else [])
+    return [
+        {
+            "id": f"figure-{quantity}",
+            "figure": figures.window_figure(windows, names, quantity, history.QUANTITIES[quantity], marks),
+        }
+        for quantity in WINDOW_QUANTITIES
+    ], None
+
+
+@page
+def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
+    """Show one event: quantities, devices, the window before and after it, acknowledge and replay."""
+    event = access.get_visible_event(request.user, event_id)
+    pmus = list(visible_pmus(request.user).filter(events=event).select_related("bus"))
+    window_figures, window_note = _window_figures(event, pmus)
+    context = {
+        "event": event,
+        "pmus": pmus,
+        "substations": access.visible_substations(request.user).filter(events=event),
+        "can_operate": access.can_operate(request.user),
+        "window_figures": window_figures,
+        "window_note": window_note,
+        "speeds": list(SPEEDS),
+        "quantities": sorted(event.quantities.items()) if isinstance(event.quantities, dict) else [],
+    }
+    return render(request, "dashboards/event_detail.html", context)
+
+
+@require_POST
+@page
+def acknowledge(request: HttpRequest, event_id: int) -> HttpResponse:
+    """Acknowledge an event (operators and admins)."""
+    event = access.get_visible_event(request.user, event_id)
+    if not access.can_operate(request.user):
+        raise PermissionDenied("Only operators acknowledge alarms.")
+    try:
+        event = acknowledge_event(event.pk, request.user)  # type: ignore[arg-type]
+    except EventActionError as exc:
+        if request.headers.get("Accept", "").startswith("application/json"):
+            return JsonResponse({"event_id": event.pk, "error": str(exc)}, status=409)
+        messages.warning(request, str(exc))
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"event_id": event.pk, "state": event.state})
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect("dashboards:event", event.pk)
