@@ -5,3 +5,10 @@ class ApiConfig(AppConfig):
     name = "wams.api"
     label = "api"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Report event changes to subscribed applications."""
+        from wams.api.services import on_event_changed
+        from wams.detection.services import event_changed
+
+        event_changed.connect(on_event_changed, dispatch_uid="wams.api.on_event_changed")

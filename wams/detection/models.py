@@ -1,11 +1,15 @@
-"""Events: disturbances and alarms raised by detectors, with their lifecycle."""
+"""Events and what is kept beside them: detector settings, pre/post data windows, fault records."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from wams.grid.models import Pmu, Substation
+from wams.grid.models import DeviceGroup, Pmu, Substation
+
+POSITIVE = [MinValueValidator(0.0)]
 
 
 class Event(models.Model):
@@ -46,3 +50,151 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.started_at:%Y-%m-%d %H:%M:%S} ({self.state})"
+
+
+class DetectorSettings(models.Model):
+    """Thresholds of the detectors for the PMUs of a device group; the row without a group is the default."""
+
+    group = models.OneToOneField(
+        DeviceGroup,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="detector_settings",
+        help_text="Empty: the defaults, for PMUs in no group with settings (and grid-wide detectors).",
+    )
+    priority = models.PositiveSmallIntegerField(default=100, help_text="A PMU in several groups takes the lowest.")
+    enabled = models.BooleanField(default=True, help_text="Untick to run no fast detector on these PMUs.")
+    frequency_warning_deviation_hz = models.FloatField(default=0.2, validators=POSITIVE)
+    frequency_alarm_deviation_hz = models.FloatField(default=0.5, validators=POSITIVE)
+    frequency_pickup_s = models.FloatField(default=0.1, validators=POSITIVE)
+    rocof_window_s = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.02)], help_text="Grid-wide: taken from the defaults."
+    )
+    rocof_warning_hz_per_s = models.FloatField(default=0.2, validators=POSITIVE)
+    rocof_alarm_hz_per_s = models.FloatField(default=0.5, validators=POSITIVE)
+    voltage_sag_warning_pu = models.FloatField(default=0.9, validators=POSITIVE)
+    voltage_sag_alarm_pu = models.FloatField(default=0.7, validators=POSITIVE)
+    voltage_swell_warning_pu = models.FloatField(default=1.1, validators=POSITIVE)
+    voltage_swell_alarm_pu = models.FloatField(default=1.2, validators=POSITIVE)
+    voltage_pickup_s = models.FloatField(default=0.05, validators=POSITIVE)
+    angle_warning_fraction = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.1), MaxValueValidator(1.0)],
+        help_text="Warn at this share of a corridor's angle limit; the limit itself alarms.",
+    )
+    angle_pickup_s = models.FloatField(default=0.5, validators=POSITIVE)
+    line_trip_angle_step_deg = models.FloatField(default=5.0, validators=POSITIVE)
+    islanding_divergence_hz = models.FloatField(
+        default=0.1, validators=POSITIVE, help_text="Grid-wide: taken from the defaults."
+    )
+    islanding_alarm_divergence_hz = models.FloatField(default=0.3, validators=POSITIVE)
+    stale_after_s = models.FloatField(default=1.0, validators=[MinValueValidator(0.05)])
+    damping_warning_pct = models.FloatField(
+        default=5.0, validators=POSITIVE, help_text="Oscillation monitoring (grid-wide: taken from the defaults)."
+    )
+    damping_alarm_pct = models.FloatField(default=3.0, validators=POSITIVE)
+
+    class Meta:
+        ordering = ["priority", "pk"]
+        verbose_name_plural = "detector settings"
+
+    def clean(self) -> None:
+        if self.group_id is None:
+            others = DetectorSettings.objects.filter(group__isnull=True).exclude(pk=self.pk)
+            if others.exists():
+                raise ValidationError({"group": "There is already a default row (no group)."})
+        if self.frequency_alarm_deviation_hz < self.frequency_warning_deviation_hz:
+            raise ValidationError({"frequency_alarm_deviation_hz": "The alarm deviation is at least the warning."})
+        if self.rocof_alarm_hz_per_s < self.rocof_warning_hz_per_s:
+            raise ValidationError({"rocof_alarm_hz_per_s": "The alarm ROCOF is at least the warning."})
+        if not self.voltage_sag_alarm_pu <= self.voltage_sag_warning_pu < 1.0 < self.voltage_swell_warning_pu:
+            raise ValidationError("Use sag alarm <= sag warning < 1 pu < swell warning.")
+        if self.voltage_swell_alarm_pu < self.voltage_swell_warning_pu:
+            raise ValidationError({"voltage_swell_alarm_pu": "The swell alarm is at least the swell warning."})
+        if self.damping_alarm_pct > self.damping_warning_pct:
+            raise ValidationError({"damping_alarm_pct": "Alarm damping is at most the warning damping."})
+
+    def __str__(self) -> str:
+        return f"Detector settings: {self.group or 'defaults'}"
+
+
+class EventWindow(models.Model):
+    """The measurements of an event's PMUs from before to after it, kept whatever the storage policies."""
+
+    event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="window")
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField()
+    complete = models.BooleanField(default=False, help_text="False while the post-event part is still to come.")
+    n_samples = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveIntegerField(default=0)
+    captured_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"window of {self.event}"
+
+
+class EventWindowBlock(models.Model):
+    """One PMU's samples of an event window, compressed with the historian's chunk codec."""
+
+    window = models.ForeignKey(EventWindow, on_delete=models.CASCADE, related_name="blocks")
+    pmu = models.ForeignKey(Pmu, on_delete=models.CASCADE, related_name="+")
+    n_samples = models.PositiveIntegerField()
+    size_bytes = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["window", "pmu"], name="event_window_block_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.pmu_id}: {self.n_samples} samples"
+
+
+class FaultRecord(models.Model):
+    """A fault recorder's COMTRADE record (cfg + dat as uploaded), attached to its event."""
+
+    event = models.ForeignKey(Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="fault_records")
+    name = models.CharField(max_length=200, help_text="File name without extension.")
+    station_name = models.CharField(max_length=100, blank=True)
+    device_id = models.CharField(max_length=100, blank=True)
+    revision_year = models.CharField(max_length=4, blank=True)
+    substation = models.ForeignKey(
+        Substation, on_delete=models.SET_NULL, null=True, blank=True, related_name="fault_records"
+    )
+    start_at = models.DateTimeField()
+    trigger_at = models.DateTimeField(db_index=True)
+    frequency_hz = models.FloatField()
+    sample_rate_hz = models.FloatField()
+    n_samples = models.PositiveIntegerField()
+    n_analogs = models.PositiveSmallIntegerField()
+    n_digitals = models.PositiveSmallIntegerField()
+    cfg = models.BinaryField()
+    dat = models.BinaryField()
+    sha256 = models.CharField(max_length=64, unique=True, help_text="Of cfg + dat: the same upload is kept once.")
+    uploaded_by = models.CharField(max_length=150, blank=True)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-trigger_at"]
+
+    @property
+    def duration_s(self) -> float:
+        return (self.n_samples - 1) / self.sample_rate_hz if self.sample_rate_hz > 0 and self.n_samples else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.station_name}, {self.trigger_at:%Y-%m-%d %H:%M:%S})"
+
+
+class OscillationAnalysis(models.Model):
+    """One ambient mode analysis and the poorly damped modes it found (kept a while, to confirm alarms)."""
+
+    analysed_at = models.DateTimeField(db_index=True, help_text="End of the analysed window.")
+    window_s = models.FloatField()
+    n_pmus = models.PositiveIntegerField()
+    modes = models.JSONField(default=list, blank=True, help_text="Modes below the warning damping, with shapes.")
+
+    class Meta:
+        ordering = ["-analysed_at"]
+
+    def __str__(self) -> str:
+        return f"ambient analysis {self.analysed_at:%Y-%m-%d %H:%M:%S} ({len(self.modes)} poorly damped)"

@@ -3,19 +3,55 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from wams import live
 from wams.detection.models import Event
 from wams.grid.models import Pmu, Substation
 
+logger = logging.getLogger(__name__)
+
 ACTIVE_STATES = (Event.State.RAISED, Event.State.ACKNOWLEDGED)
 SEVERITY_ORDER = [Event.Severity.INFO, Event.Severity.WARNING, Event.Severity.ALARM, Event.Severity.CRITICAL]
+
+# Sent after commit with event_id=<int> and change=<one of CHANGES>; receivers (event-based reporting
+# to applications, countermeasures) must be quick and may enqueue work.
+event_changed = Signal()
+CHANGE_RAISED = "raised"
+CHANGE_ESCALATED = "escalated"
+CHANGE_ACKNOWLEDGED = "acknowledged"
+CHANGE_CLEARED = "cleared"
+CHANGES = (CHANGE_RAISED, CHANGE_ESCALATED, CHANGE_ACKNOWLEDGED, CHANGE_CLEARED)
+
+
+def severity_rank(severity: str) -> int:
+    """Return the position of a severity in increasing order of urgency."""
+    return SEVERITY_ORDER.index(Event.Severity(severity))
+
+
+def _announce(event_id: int, change: str) -> None:
+    """Send event_changed once the transaction commits; a failing receiver is logged, not raised."""
+
+    def send() -> None:
+        for receiver, result in event_changed.send_robust(sender=Event, event_id=event_id, change=change):
+            if isinstance(result, Exception):
+                logger.error("event_changed receiver %r failed: %r", receiver, result)
+
+    transaction.on_commit(send)
+
+
+def _schedule_window(event_id: int) -> None:
+    """Capture the event's pre/post data window once the transaction commits."""
+    from wams.detection.windows import schedule_window_capture
+
+    transaction.on_commit(lambda: schedule_window_capture(event_id))
 
 
 def epoch_to_datetime(seconds: float) -> dt.datetime:
@@ -57,11 +93,12 @@ def raise_event(
     active = Event.objects.select_for_update().filter(dedup_key=key, state__in=ACTIVE_STATES).first()
     if active is not None:
         active.quantities = {**active.quantities, **(quantities or {})}
-        if SEVERITY_ORDER.index(Event.Severity(severity)) > SEVERITY_ORDER.index(Event.Severity(active.severity)):
+        if severity_rank(severity) > severity_rank(active.severity):
             active.severity = severity
-            active.summary = summary
+            active.summary = summary[:300]
             active.save(update_fields=["quantities", "severity", "summary", "updated_at"])
             live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(active))
+            _announce(active.pk, CHANGE_ESCALATED)
         else:
             active.save(update_fields=["quantities", "updated_at"])
         return active, False
@@ -78,6 +115,8 @@ def raise_event(
         event.pmus.set(pmu_ids)
         event.substations.set(Substation.objects.filter(pmus__in=pmu_ids).distinct())
     live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(event, pmu_ids))
+    _announce(event.pk, CHANGE_RAISED)
+    _schedule_window(event.pk)
     return event, True
 
 
@@ -94,6 +133,7 @@ def clear_event(
     event.quantities = {**event.quantities, **(quantities or {})}
     event.save(update_fields=["state", "ended_at", "quantities", "updated_at"])
     live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(event))
+    _announce(event.pk, CHANGE_CLEARED)
     return event
 
 
@@ -115,6 +155,7 @@ def acknowledge_event(event_id: int, user: AbstractBaseUser) -> Event:
         event.state = Event.State.ACKNOWLEDGED
     event.save(update_fields=["acknowledged_by", "acknowledged_at", "state", "updated_at"])
     live.publish(live.GROUP_ALARMS, live.EVENT_ALARM, event_payload(event))
+    _announce(event.pk, CHANGE_ACKNOWLEDGED)
     return event
 
 

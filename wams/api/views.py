@@ -1,0 +1,327 @@
+"""REST API for applications: plain Django JSON views behind bearer-token authentication.
+
+Every view parses its input, calls one service and replies JSON; refused requests get a 4xx with
+`{"error": "<what is wrong>"}`. An application only ever sees its organisation's PMUs and those
+shared with it: any other PMU is answered as if it did not exist (404).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import numpy as np
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+
+from wams.api.auth import authenticate
+from wams.api.models import Application, Subscription
+from wams.api.services import (
+    ApiError,
+    application_events,
+    application_pmus,
+    create_subscription,
+    event_json,
+    subscription_json,
+    visible_pmu_ids,
+)
+from wams.detection.faultrecords import FaultRecordError, ingest_burst
+from wams.grid.models import Stream
+from wams.historian.models import Chunk, datetime_from_us
+from wams.historian.query import block_columns, parse_channel, query_traces, read_columns
+from wams.historian.recent import read_recent
+
+ApiView = Callable[..., HttpResponse]
+
+MAX_WINDOW = dt.timedelta(days=1)
+MAX_POINTS = 100_000
+MAX_PMUS_PER_QUERY = 50
+MAX_UPLOAD_FILES = 100  # Django's DATA_UPLOAD_MAX_NUMBER_FILES
+MAX_UPLOAD_BYTES = 256 * 2**20
+
+
+def error(status: int, message: str) -> JsonResponse:
+    """Return the JSON error reply."""
+    response = JsonResponse({"error": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="wams"'
+    return response
+
+
+def api_view(*methods: str) -> Callable[[ApiView], ApiView]:
+    """Authenticate the application, check the method and turn ApiError into a JSON 4xx."""
+
+    def decorate(func: ApiView) -> ApiView:
+        @csrf_exempt
+        @wraps(func)
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            application = authenticate(request.headers.get("Authorization", ""))
+            if application is None:
+                return error(401, "give a valid application token: Authorization: Bearer <token>")
+            if request.method not in methods:
+                response = error(405, f"use {' or '.join(methods)}")
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                return func(request, application, *args, **kwargs)
+            except ApiError as exc:
+                return error(exc.status, exc.message)
+
+        return view
+
+    return decorate
+
+
+def _json_body(request: HttpRequest) -> Any:
+    """Return the parsed JSON body, or raise a 400."""
+    if request.content_type != "application/json":
+        raise ApiError(400, "send a JSON body with Content-Type: application/json")
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+
+
+def parse_time(value: str, name: str) -> dt.datetime:
+    """Parse epoch seconds or an ISO 8601 time with a UTC offset into an aware datetime, or raise a 400."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        return _parse_iso(text.replace(" ", "+") if text.count(" ") == 1 else text, value, name)
+    if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
+        raise ApiError(400, f"{name}={value!r} is not a time")
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+
+
+def _parse_iso(text: str, value: str, name: str) -> dt.datetime:
+    """Parse an ISO 8601 time that carries its UTC offset, or raise a 400."""
+    try:
+        moment = parse_datetime(text)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ApiError(400, f"{name}={value!r}: give epoch seconds or an ISO 8601 time")
+    if timezone.is_naive(moment):
+        raise ApiError(400, f"{name}={value!r}: give a UTC offset (e.g. 2026-01-01T12:00:00Z)")
+    return moment.astimezone(dt.UTC)
+
+
+def _int(value: str, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ApiError(400, f"{name}={value!r} is not an integer") from None
+    if not low <= number <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return number
+
+
+def _list(request: HttpRequest, name: str) -> list[str]:
+    """Return a repeated or comma-separated query parameter as a list."""
+    return [item.strip() for raw in request.GET.getlist(name) for item in raw.split(",") if item.strip()]
+
+
+def _pmu_json(pmu: Any) -> dict[str, Any]:
+    return {
+        "id": pmu.pk,
+        "station_name": pmu.station_name,
+        "idcode": pmu.idcode,
+        "stream_id": pmu.stream_id,
+        "stream": pmu.stream.name,
+        "stream_enabled": pmu.stream.enabled,
+        "substation": pmu.substation.code,
+        "latitude": pmu.substation.latitude,
+        "longitude": pmu.substation.longitude,
+        "bus": pmu.bus.number if pmu.bus else None,
+        "owner": pmu.owner.code,
+        "nominal_frequency_hz": pmu.nominal_frequency_hz,
+        "reporting_rate_fps": pmu.stream.reporting_rate_fps,
+        "enabled": pmu.enabled,
+        "channels": [
+            {"kind": c.kind, "order": c.order, "name": c.name, "measures": c.measures, "unit": c.unit}
+            for c in pmu.channels.all()
+        ],
+    }
+
+
+@api_view("GET")
+def pmus(request: HttpRequest, application: Application) -> HttpResponse:
+    """List the PMUs the application may see."""
+    rows = (
+        application_pmus(application)
+        .select_related("stream", "substation", "bus", "owner")
+        .prefetch_related("channels")
+        .order_by("pk")
+    )
+    return JsonResponse({"pmus": [_pmu_json(p) for p in rows]})
+
+
+@api_view("GET")
+def events(request: HttpRequest, application: Application) -> HttpResponse:
+    """List events on the application's PMUs (and grid-wide ones), newest first.
+
+    `since`: events started or changed since then; `kind`, `state`: filters; `limit` (1-1000).
+    """
+    found = application_events(application)
+    if "since" in request.GET:
+        since = parse_time(request.GET["since"], "since")
+        found = found.filter(Q(started_at__gte=since) | Q(updated_at__gte=since))
+    kinds = _list(request, "kind")
+    if kinds:
+        found = found.filter(kind__in=kinds)
+    states = _list(request, "state")
+    if states:
+        found = found.filter(state__in=states)
+    limit = _int(request.GET.get("limit", "100"), "limit", 1, 1000)
+    visible = visible_pmu_ids(application)
+    rows = found.order_by("-started_at", "-pk").prefetch_related("pmus__substation", "substations")[:limit]
+    return JsonResponse({"events": [event_json(e, visible) for e in rows]})
+
+
+def _channel(name: str) -> str:
+    """Return the historian channel of a quantity name (aliases for phasor 0), or raise a 400."""
+    alias = {"angle_deg": "phasor_0_angle_deg", "magnitude": "phasor_0_magnitude"}.get(name, name)
+    try:
+        return parse_channel(alias).name
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _requested_pmus(request: HttpRequest, application: Application) -> list[int]:
+    """Return the PMU ids of the `pmu` parameter, each visible to the application, or raise."""
+    raw = _list(request, "pmu")
+    if not raw:
+        raise ApiError(400, "give pmu=<id> (repeat it or separate ids with commas)")
+    if len(raw) > MAX_PMUS_PER_QUERY:
+        raise ApiError(400, f"at most {MAX_PMUS_PER_QUERY} PMUs per query")
+    ids = [_int(p, "pmu", 1, 2**62) for p in raw]
+    visible = visible_pmu_ids(application)
+    for pmu_id in ids:
+        if pmu_id not in visible:
+            raise ApiError(404, f"no PMU {pmu_id} visible to this application")
+    return list(dict.fromkeys(ids))
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values.tolist()]
+
+
+def _latest(pmu_id: int, channels: list[str]) -> dict[str, Any]:
+    """Return a PMU's newest sample: from the recent window, else the end of its newest stored chunk."""
+    specs = [parse_channel(c) for c in channels]
+    recent = read_recent(pmu_id, seconds=0.0)
+    if recent is not None and len(recent):
+        columns = block_columns(recent, specs)
+        stamp_us = int(recent.timestamp_us[-1])
+        values = {c: _finite(columns[c][-1:])[0] for c in channels}
+    else:
+        last_us = Chunk.objects.filter(pmu_id=pmu_id).order_by("-end_us").values_list("end_us", flat=True).first()
+        if last_us is None:
+            return {"pmu_id": pmu_id, "t": None, "values": dict.fromkeys(channels)}
+        stamps, columns = read_columns(pmu_id, specs, last_us, last_us, include_recent=False)
+        stamp_us = int(stamps[-1]) if stamps.size else last_us
+        values = {c: _finite(columns[c][-1:])[0] if stamps.size else None for c in channels}
+    return {"pmu_id": pmu_id, "t": stamp_us / 1e6, "time": datetime_from_us(stamp_us).isoformat(), "values": values}
+
+
+@api_view("GET")
+def data(request: HttpRequest, application: Application) -> HttpResponse:
+    """Report measurements on demand: the newest values (no start/end) or a time window.
+
+    `pmu`: ids; `quantity`: historian channel names (default frequency_hz); `start`, `end`: epoch
+    seconds or ISO 8601 (end defaults to now); `max_points`: per trace, min/max/mean buckets beyond.
+    """
+    pmu_ids = _requested_pmus(request, application)
+    channels = [_channel(q) for q in _list(request, "quantity")] or ["frequency_hz"]
+    if "start" not in request.GET and "end" not in request.GET:
+        return JsonResponse({"latest": [_latest(p, channels) for p in pmu_ids]})
+    if "start" not in request.GET:
+        raise ApiError(400, "a window needs start (end defaults to now)")
+    start = parse_time(request.GET["start"], "start")
+    end = parse_time(request.GET["end"], "end") if "end" in request.GET else timezone.now()
+    if end < start:
+        raise ApiError(400, "end is before start")
+    if end - start > MAX_WINDOW:
+        raise ApiError(400, f"the window is longer than {MAX_WINDOW.total_seconds() / 3600:g} hours")
+    max_points = _int(request.GET.get("max_points", "2000"), "max_points", 1, MAX_POINTS)
+    traces = query_traces(pmu_ids, channels, start, end, max_points=max_points)
+    return JsonResponse(
+        {"start": start.isoformat(), "end": end.isoformat(), "traces": [trace.to_json() for trace in traces]}
+    )
+
+
+@api_view("GET", "POST")
+def subscriptions(request: HttpRequest, application: Application) -> HttpResponse:
+    """List the application's subscriptions, or create one (the reply holds its secret, shown once)."""
+    if request.method == "GET":
+        rows = Subscription.objects.filter(application=application).prefetch_related("pmus")
+        return JsonResponse({"subscriptions": [subscription_json(s) for s in rows]})
+    subscription, secret = create_subscription(application, _json_body(request))
+    return JsonResponse(subscription_json(subscription) | {"secret": secret}, status=201)
+
+
+@api_view("GET", "DELETE")
+def subscription(request: HttpRequest, application: Application, subscription_id: int) -> HttpResponse:
+    """Show or delete one of the application's subscriptions."""
+    found = Subscription.objects.filter(application=application, pk=subscription_id).first()
+    if found is None:
+        raise ApiError(404, f"no subscription {subscription_id}")
+    if request.method == "DELETE":
+        found.delete()
+        return HttpResponse(status=204)
+    return JsonResponse(subscription_json(found))
+
+
+@api_view("POST")
+def fault_records(request: HttpRequest, application: Application) -> HttpResponse:
+    """Take a burst of COMTRADE files (multipart: cfg/dat pairs or zip archives) and attach them to events."""
+    uploads = [f for name in request.FILES for f in request.FILES.getlist(name)]
+    if not uploads:
+        raise ApiError(400, "send the files as multipart/form-data (.cfg and .dat pairs, or .zip)")
+    if len(uploads) > MAX_UPLOAD_FILES:
+        raise ApiError(400, f"at most {MAX_UPLOAD_FILES} files per upload")
+    if sum(f.size or 0 for f in uploads) > MAX_UPLOAD_BYTES:
+        raise ApiError(400, f"at most {MAX_UPLOAD_BYTES // 2**20} MB per upload")
+    try:
+        results = ingest_burst([(f.name or "", f.read()) for f in uploads], uploaded_by=f"application {application}")
+    except FaultRecordError as exc:
+        raise ApiError(400, str(exc)) from None
+    stored = [r for r in results if r.record is not None]
+    status = 201 if any(r.created for r in stored) else (200 if stored else 400)
+    body: dict[str, Any] = {"records": [r.to_json() for r in results]}
+    if not stored:
+        body["error"] = "no readable COMTRADE record in the upload"
+    return JsonResponse(body, status=status)
+
+
+@api_view("POST")
+def stream_enabled(request: HttpRequest, application: Application, stream_id: int) -> HttpResponse:
+    """Switch a stream's continuous connectivity off or on (`{"enabled": false}`); the pdc follows."""
+    body = _json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+        raise ApiError(400, 'send {"enabled": true} or {"enabled": false}')
+    stream = Stream.objects.filter(pk=stream_id).first()
+    if stream is None or not application_pmus(application).filter(stream=stream).exists():
+        raise ApiError(404, f"no stream {stream_id} visible to this application")
+    if stream.owner_id != application.organisation_id:
+        raise ApiError(403, f"stream {stream_id} belongs to another organisation: it can only be switched by its owner")
+    try:
+        from wams.pdc.services import set_stream_enabled
+    except ImportError:  # the pdc app without its service: switch the flag the pdc polls
+        Stream.objects.filter(pk=stream_id).update(enabled=body["enabled"])
+    else:
+        try:
+            set_stream_enabled(stream_id, body["enabled"])
+        except PermissionDenied as exc:
+            raise ApiError(403, str(exc)) from None
+    stream.refresh_from_db()
+    return JsonResponse({"stream_id": stream.pk, "stream": stream.name, "enabled": stream.enabled})

@@ -1,0 +1,139 @@
+"""The detector bank's configuration, read from the grid model and DetectorSettings (worker thread only)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from wams.detection.analytics.fast import (
+    AngleSeparationConfig,
+    DataQualityConfig,
+    FastDetectorConfig,
+    FrequencyConfig,
+    IslandingConfig,
+    LineTripConfig,
+    RocofConfig,
+    VoltageConfig,
+)
+
+
+@dataclass(frozen=True)
+class DetectorPlan:
+    """The bank configuration for one ordered set of PMUs, with their names for event summaries."""
+
+    pmu_ids: tuple[int, ...]
+    config: FastDetectorConfig
+    names: tuple[str, ...]
+    fingerprint: str  # changes whenever an input of the configuration changes
+
+
+def default_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
+    """Return the plan used until the settings are loaded: defaults, 60 Hz."""
+    return DetectorPlan(pmu_ids, FastDetectorConfig(), tuple(f"PMU {p}" for p in pmu_ids), "default")
+
+
+def _settings_by_pmu(pmu_ids: Sequence[int]) -> tuple[list[Any], Any]:
+    """Return each PMU's DetectorSettings (lowest priority group, else the defaults) and the defaults."""
+    from wams.detection.models import DetectorSettings
+
+    rows = list(DetectorSettings.objects.select_related("group").prefetch_related("group__pmus"))
+    default = next((r for r in rows if r.group_id is None), None) or DetectorSettings()
+    chosen: dict[int, Any] = {}
+    for row in sorted((r for r in rows if r.group is not None), key=lambda r: (r.priority, r.pk)):
+        assert row.group is not None
+        for pmu in row.group.pmus.all():
+            chosen.setdefault(pmu.pk, row)
+    return [chosen.get(p, default) for p in pmu_ids], default
+
+
+def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
+    """Build the bank configuration of these PMUs (in this order) from the grid model and the settings."""
+    from wams.grid.models import Corridor, Pmu
+
+    pmus = {p.pk: p for p in Pmu.objects.filter(pk__in=pmu_ids).select_related("substation")}
+    per_pmu, default = _settings_by_pmu(pmu_ids)
+    active = np.array([p in pmus and pmus[p].enabled and s.enabled for p, s in zip(pmu_ids, per_pmu)], dtype=bool)
+    never = np.where(active, 0.0, np.inf)  # added to pickup times: a disabled PMU never raises
+
+    def column(name: str) -> np.ndarray:
+        return np.array([float(getattr(s, name)) for s in per_pmu], dtype=np.float64)
+
+    nominal = Counter(pmus[p].nominal_frequency_hz for p in pmu_ids if p in pmus).most_common(1)
+    index = {p: i for i, p in enumerate(pmu_ids)}
+    pairs: list[tuple[int, int]] = []
+    warning_deg: list[float] = []
+    alarm_deg: list[float] = []
+    corridors = Corridor.objects.filter(from_pmu_id__in=pmu_ids, to_pmu_id__in=pmu_ids).order_by("pk")
+    for corridor in corridors:
+        i, j = index[corridor.from_pmu_id], index[corridor.to_pmu_id]
+        if active[i] and active[j]:
+            pairs.append((i, j))
+            alarm_deg.append(corridor.angle_limit_deg)
+            warning_deg.append(corridor.angle_limit_deg * per_pmu[i].angle_warning_fraction)
+    areas: dict[str, list[int]] = {}
+    for i, p in enumerate(pmu_ids):
+        area = pmus[p].substation.area if p in pmus else ""
+        if area and active[i]:
+            areas.setdefault(area, []).append(i)
+    groups = [areas[a] for a in sorted(areas)] if len(areas) >= 2 else []
+    config = FastDetectorConfig(
+        nominal_hz=float(nominal[0][0]) if nominal else 60.0,
+        frequency=FrequencyConfig(
+            warning_deviation_hz=column("frequency_warning_deviation_hz"),
+            alarm_deviation_hz=column("frequency_alarm_deviation_hz"),
+            pickup_s=column("frequency_pickup_s") + never,
+        ),
+        rocof=RocofConfig(
+            window_s=float(default.rocof_window_s),
+            warning_hz_per_s=column("rocof_warning_hz_per_s"),
+            alarm_hz_per_s=column("rocof_alarm_hz_per_s"),
+            pickup_s=never,
+        ),
+        voltage=VoltageConfig(
+            sag_warning_pu=column("voltage_sag_warning_pu"),
+            sag_alarm_pu=column("voltage_sag_alarm_pu"),
+            swell_warning_pu=column("voltage_swell_warning_pu"),
+            swell_alarm_pu=column("voltage_swell_alarm_pu"),
+            pickup_s=column("voltage_pickup_s") + never,
+        ),
+        angle=AngleSeparationConfig(
+            pairs=pairs,
+            warning_deg=np.array(warning_deg),
+            alarm_deg=np.array(alarm_deg),
+            pickup_s=np.array([per_pmu[i].angle_pickup_s for i, _ in pairs]),
+        ),
+        line_trip=LineTripConfig(angle_step_deg=np.where(active, column("line_trip_angle_step_deg"), np.inf)),
+        islanding=IslandingConfig(
+            groups=groups,
+            divergence_hz=float(default.islanding_divergence_hz),
+            alarm_divergence_hz=float(default.islanding_alarm_divergence_hz),
+        ),
+        quality=DataQualityConfig(
+            sync_pickup_s=0.1 + never,
+            invalid_pickup_s=0.1 + never,
+            stale_after_s=column("stale_after_s") + never,
+        ),
+    )
+    names = tuple(pmus[p].station_name if p in pmus else f"PMU {p}" for p in pmu_ids)
+    fingerprint = repr(
+        (
+            sorted((s.pk, s.__dict__.get("priority")) for s in per_pmu if s.pk),
+            [_settings_values(s) for s in per_pmu],
+            pairs,
+            warning_deg,
+            alarm_deg,
+            groups,
+            active.tolist(),
+            config.nominal_hz,
+        )
+    )
+    return DetectorPlan(pmu_ids, config, names, fingerprint)
+
+
+def _settings_values(row: Any) -> tuple[Any, ...]:
+    """Return the field values of a settings row, for change detection."""
+    return tuple(getattr(row, f.attname) for f in row._meta.concrete_fields)
