@@ -33,3 +33,23 @@ def test_admin_changelist_search_and_filter_work(admin_client_logged):
     assert b"MLSTN-B6" in response.content
     response = admin_client_logged.get(reverse("admin:grid_stream_changelist"), {"kind__exact": "pdc"})
     assert b"Boston PDC" in response.content
+
+
+def test_admin_disable_action_switches_the_stream_off_through_the_pdc_service(admin_client_logged):
+    from django.core.management import call_command
+
+    from wams.grid.models import Stream
+    from wams.pdc.models import LinkState
+
+    call_command("load_demo", "--no-accounts")
+    stream = Stream.objects.get(name="Boston PDC")
+    LinkState.objects.create(stream=stream, state="streaming", rate_fps=30.0)
+    response = admin_client_logged.post(
+        reverse("admin:grid_stream_changelist"),
+        {"action": "disable_streams", "_selected_action": [stream.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    stream.refresh_from_db()
+    assert stream.enabled is False
+    assert LinkState.objects.get(stream=stream).state == "disabled"

@@ -1,6 +1,6 @@
 """Admin site for provisioning the grid: organisations, substations, devices, paths, policies."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from wams.grid import models
 
@@ -71,13 +71,27 @@ class StreamAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable (connect) selected streams")
     def enable_streams(self, request, queryset):  # type: ignore[no-untyped-def]
-        updated = queryset.update(enabled=True)
-        self.message_user(request, f"{updated} stream(s) enabled.")
+        self._switch(request, queryset, enabled=True)
 
     @admin.action(description="Disable (disconnect) selected streams")
     def disable_streams(self, request, queryset):  # type: ignore[no-untyped-def]
-        updated = queryset.update(enabled=False)
-        self.message_user(request, f"{updated} stream(s) disabled.")
+        self._switch(request, queryset, enabled=False)
+
+    def _switch(self, request, queryset, enabled: bool) -> None:  # type: ignore[no-untyped-def]
+        from django.core.exceptions import PermissionDenied
+
+        from wams.pdc.services import set_stream_enabled
+
+        done, refused = 0, []
+        for stream in queryset:
+            try:
+                set_stream_enabled(stream.pk, enabled, by_user=request.user)
+                done += 1
+            except PermissionDenied as exc:
+                refused.append(f"{stream}: {exc}")
+        self.message_user(request, f"{done} stream(s) {'enabled' if enabled else 'disabled'}.")
+        if refused:
+            self.message_user(request, "Refused: " + "; ".join(refused), level=messages.ERROR)
 
 
 class ChannelInline(admin.TabularInline):

@@ -1,10 +1,20 @@
-"""Run-time state of the pdc's device links, written by the pdc process, read by everyone."""
+"""Run-time state of the pdc's device links (written by the pdc, read by everyone) and its output streams."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from wams.grid.models import CommunicationPath, Stream
+from wams.grid.models import (
+    IDCODE_VALIDATORS,
+    PORT_VALIDATORS,
+    REPORTING_RATES_FPS,
+    CommunicationPath,
+    Pmu,
+    Stream,
+)
 
 
 class LinkState(models.Model):
@@ -38,3 +48,40 @@ class LinkState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream}: {self.state}"
+
+
+class OutputStream(models.Model):
+    """A concentrated C37.118 stream the pdc serves to downstream PDCs and applications."""
+
+    name = models.CharField(max_length=100, unique=True)
+    idcode = models.PositiveIntegerField(validators=IDCODE_VALIDATORS, help_text="IDCODE of the output stream.")
+    host = models.CharField(max_length=255, default="0.0.0.0", help_text="Address to listen on.")
+    port = models.PositiveIntegerField(validators=PORT_VALIDATORS, help_text="TCP port to listen on.")
+    reporting_rate_fps = models.PositiveSmallIntegerField(
+        default=30, help_text="Frames per second; lower than the PMUs' rate is decimated with an anti-alias filter."
+    )
+    pmus = models.ManyToManyField(Pmu, blank=True, related_name="output_streams", verbose_name="PMUs")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["host", "port"], name="output_stream_socket_unique")]
+
+    def clean(self) -> None:
+        allowed = sorted(set(REPORTING_RATES_FPS[50]) | set(REPORTING_RATES_FPS[60]))
+        if self.reporting_rate_fps not in allowed:
+            raise ValidationError({"reporting_rate_fps": f"Use one of {allowed} frames per second."})
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def check_output_members(reporting_rate_fps: int, pmus: Iterable[Pmu]) -> None:
+    """Refuse members whose streams' rates differ or are not a whole multiple of the output rate."""
+    rates = sorted({pmu.stream.reporting_rate_fps for pmu in pmus})
+    if len(rates) > 1:
+        raise ValidationError({"pmus": f"The PMUs report at different rates ({rates} fps): choose one rate."})
+    if rates and rates[0] % reporting_rate_fps:
+        raise ValidationError(
+            {"reporting_rate_fps": f"{reporting_rate_fps} fps does not divide the PMUs' {rates[0]} fps."}
+        )

@@ -31,8 +31,8 @@ class Command(BaseCommand):
         from twisted.internet import reactor
 
         from wams.asgi import application
-        from wams.pdc.runner import run_pdc
         from wams.historian.handoff import stop_embedded_writer
+        from wams.pdc.runner import run_pdc
         from wams.periodic import run_schedule
 
         sim = None if options["no_sim"] else self.start_simulator(options["sim_args"])
@@ -43,8 +43,16 @@ class Command(BaseCommand):
             tasks.append(twisted_loop.create_task(run_pdc(stop)))
             tasks.append(twisted_loop.create_task(run_schedule(stop)))
 
-        def stop_background() -> None:
-            twisted_loop.call_soon(stop.set)
+        def stop_background() -> Any:
+            """Stop the pdc and the schedule, and let Twisted wait until they have finished."""
+            from twisted.internet.defer import Deferred
+
+            stop.set()
+            pending = [task for task in tasks if not task.done()]
+            if not pending:
+                return None
+            gathered = asyncio.gather(*pending, return_exceptions=True)
+            return Deferred.fromFuture(asyncio.ensure_future(asyncio.wait_for(gathered, timeout=15), loop=twisted_loop))
 
         reactor.callWhenRunning(start_background)  # type: ignore[attr-defined]
         reactor.addSystemEventTrigger("before", "shutdown", stop_background)  # type: ignore[attr-defined,arg-type]

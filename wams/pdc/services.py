@@ -1,0 +1,251 @@
+"""The pdc's dealings with the database: what to serve, link states, switching streams on and off."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Prefetch
+from django.db.models.functions import Mod
+
+from wams import live
+from wams.grid.models import Channel, CommunicationPath, Pmu, Stream
+from wams.grid.services import ROLE_ADMIN, ROLE_ENGINEER, ROLE_OPERATOR, AnyUser, has_role, visible_pmus
+from wams.pdc.models import LinkState, OutputStream
+from wams.pdc.reports import LinkReport
+from wams.pdc.specs import OutputChannelSpec, OutputPmuSpec, OutputSpec, PathSpec, PmuSpec, StreamSpec
+
+logger = logging.getLogger(__name__)
+
+SQRT3 = math.sqrt(3.0)
+
+
+def _base_voltage_v(pmu: Pmu, channels: Sequence[Channel]) -> float:
+    """Return the phase-to-neutral base voltage of the PMU's phasor 0 (NaN when unknown)."""
+    phasor0 = next((c for c in channels if c.kind == Channel.Kind.PHASOR and c.order == 0), None)
+    bus = (phasor0.bus if phasor0 is not None else None) or pmu.bus
+    base_kv = bus.base_kv if bus is not None else pmu.substation.voltage_level_kv
+    return base_kv * 1000.0 / SQRT3 if base_kv else math.nan
+
+
+def _path_spec(path: CommunicationPath) -> PathSpec:
+    return PathSpec(
+        id=path.id,
+        name=path.name,
+        host=path.host,
+        port=path.port,
+        transport=path.transport,
+        udp_port=path.udp_port,
+        nominal_latency_ms=path.nominal_latency_ms,
+        bandwidth_kbps=path.bandwidth_kbps,
+        reliability_pct=path.reliability_pct,
+        cost_per_gb=path.cost_per_gb,
+        priority=path.priority,
+    )
+
+
+def _channels_query() -> Prefetch:  # type: ignore[type-arg]
+    return Prefetch("channels", queryset=Channel.objects.select_related("bus").order_by("kind", "order"))
+
+
+def load_stream_specs(shard: int = 0, shards: int = 1) -> list[StreamSpec]:
+    """Return every stream of a shard (stream id modulo shards), enabled or not, with paths and PMUs."""
+    pmus = Pmu.objects.filter(enabled=True).select_related("bus", "substation").prefetch_related(_channels_query())
+    streams = (
+        Stream.objects.annotate(shard_of=Mod("id", shards))
+        .filter(shard_of=shard)
+        .prefetch_related(
+            Prefetch("paths", queryset=CommunicationPath.objects.filter(enabled=True)),
+            Prefetch("pmus", queryset=pmus),  # type: ignore[type-var]
+        )
+        .order_by("id")
+    )
+    specs: list[StreamSpec] = []
+    for stream in streams:
+        specs.append(
+            StreamSpec(
+                id=stream.id,
+                name=stream.name,
+                idcode=stream.idcode,
+                reporting_rate_fps=stream.reporting_rate_fps,
+                enabled=stream.enabled,
+                tls=stream.tls,
+                path_policy=stream.path_policy,
+                paths=tuple(_path_spec(p) for p in stream.paths.all()),
+                pmus=tuple(
+                    PmuSpec(
+                        id=p.id,
+                        idcode=p.idcode,
+                        station_name=p.station_name,
+                        base_voltage_v=_base_voltage_v(p, list(p.channels.all())),
+                    )
+                    for p in stream.pmus.all()
+                ),
+            )
+        )
+    return specs
+
+
+def load_output_specs(shard: int = 0, shards: int = 1) -> list[OutputSpec]:
+    """Return the enabled output streams this shard serves (output id modulo shards)."""
+    members = Pmu.objects.select_related("stream", "substation").prefetch_related(_channels_query()).order_by("id")
+    outputs = (
+        OutputStream.objects.filter(enabled=True)
+        .annotate(shard_of=Mod("id", shards))
+        .filter(shard_of=shard)
+        .prefetch_related(Prefetch("pmus", queryset=members))  # type: ignore[type-var]
+        .order_by("id")
+    )
+    specs: list[OutputSpec] = []
+    for output in outputs:
+        pmus = []
+        for pmu in output.pmus.all():
+            channels = list(pmu.channels.all())
+
+            def named(kind: str, channels: list[Channel] = channels) -> tuple[OutputChannelSpec, ...]:
+                return tuple(
+                    OutputChannelSpec(c.name, c.unit if kind == "phasor" else "") for c in channels if c.kind == kind
+                )
+
+            pmus.append(
+                OutputPmuSpec(
+                    id=pmu.id,
+                    idcode=pmu.idcode,
+                    station_name=pmu.station_name,
+                    nominal_hz=pmu.nominal_frequency_hz,
+                    phasors=named(Channel.Kind.PHASOR),
+                    analogs=named(Channel.Kind.ANALOG),
+                    digitals=named(Channel.Kind.DIGITAL),
+                    latitude_deg=pmu.substation.latitude,
+                    longitude_deg=pmu.substation.longitude,
+                    input_rate_fps=pmu.stream.reporting_rate_fps,
+                )
+            )
+        specs.append(
+            OutputSpec(
+                id=output.id,
+                name=output.name,
+                idcode=output.idcode,
+                host=output.host,
+                port=output.port,
+                reporting_rate_fps=output.reporting_rate_fps,
+                pmus=tuple(pmus),
+            )
+        )
+    return specs
+
+
+def _timestamp(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+STATE_FIELDS = [
+    "state",
+    "path_id",
+    "shard",
+    "rate_fps",
+    "latency_ms",
+    "frames_received",
+    "frames_bad",
+    "frames_late",
+    "gaps",
+    "reconnects",
+    "last_frame_at",
+    "last_error",
+    "updated_at",
+]
+
+
+def write_link_states(reports: Iterable[LinkReport], shard: int = 0) -> int:
+    """Write the reports into LinkState rows (one per stream, created when missing); return rows written."""
+    reports = list(reports)
+    if not reports:
+        return 0
+    now = datetime.now(tz=UTC)
+    ids = [r.stream_id for r in reports]
+    rows = {row.stream_id: row for row in LinkState.objects.filter(stream_id__in=ids)}
+    existing_streams = set(Stream.objects.filter(id__in=ids).values_list("id", flat=True))
+    existing_paths = set(CommunicationPath.objects.filter(stream_id__in=ids).values_list("id", flat=True))
+    to_update, to_create = [], []
+    for report in reports:
+        if report.stream_id not in existing_streams:
+            continue  # deleted meanwhile
+        row = rows.get(report.stream_id)
+        if row is None:
+            row = LinkState(stream_id=report.stream_id)
+            to_create.append(row)
+        else:
+            to_update.append(row)
+        row.state = report.state
+        row.path_id = report.path_id if report.path_id in existing_paths else None
+        row.shard = shard
+        row.rate_fps = report.rate_fps
+        row.latency_ms = report.latency_ms
+        row.frames_received = report.frames_received
+        row.frames_bad = report.frames_bad
+        row.frames_late = report.frames_late
+        row.gaps = report.gaps
+        row.reconnects = report.reconnects
+        row.last_frame_at = _timestamp(report.last_frame_at_s)
+        row.last_error = report.last_error[:300]
+        row.updated_at = now
+    with transaction.atomic():
+        if to_update:
+            LinkState.objects.bulk_update(to_update, STATE_FIELDS)
+        if to_create:
+            LinkState.objects.bulk_create(to_create, ignore_conflicts=True)
+    return len(to_update) + len(to_create)
+
+
+def can_switch_stream(user: AnyUser, stream: Stream) -> bool:
+    """Tell whether a user may switch a stream's connectivity: operator or above, seeing its PMUs."""
+    if not has_role(user, ROLE_OPERATOR, ROLE_ENGINEER, ROLE_ADMIN):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return visible_pmus(user).filter(stream=stream).exists()
+
+
+def set_stream_enabled(stream_id: int, enabled: bool, by_user: AnyUser | None = None) -> Stream:
+    """Switch a stream's continuous connectivity on or off; the pdc follows within seconds.
+
+    `by_user` None means an application or an internal mechanism (trusted caller); a user must be an
+    operator (or engineer, admin) who sees the stream's PMUs, else PermissionDenied.
+    """
+    with transaction.atomic():
+        stream = Stream.objects.select_for_update().get(pk=stream_id)
+        if by_user is not None and not can_switch_stream(by_user, stream):
+            raise PermissionDenied(f"{by_user} may not switch stream {stream}")
+        if stream.enabled != enabled:
+            stream.enabled = enabled
+            stream.save(update_fields=["enabled"])
+        state = LinkState.objects.filter(stream=stream).first()
+        if not enabled and state is not None and state.state != LinkState.State.DISABLED:
+            state.state = LinkState.State.DISABLED
+            state.rate_fps = 0.0
+            state.save(update_fields=["state", "rate_fps", "updated_at"])
+        who = "an application" if by_user is None else str(by_user)
+        logger.info("stream %s %s by %s", stream, "enabled" if enabled else "disabled", who)
+        if state is not None:
+            live.publish(live.GROUP_LINKS, live.EVENT_LINK, link_payload(state))
+    return stream
+
+
+def link_payload(state: LinkState) -> dict[str, object]:
+    """Return the EVENT_LINK payload of a LinkState row."""
+    return {
+        "stream_id": state.stream_id,
+        "stream": state.stream.name,
+        "state": state.state,
+        "path": state.path.name if state.path is not None else None,
+        "rate_fps": round(state.rate_fps, 2),
+        "latency_ms": None if state.latency_ms is None else round(state.latency_ms, 2),
+        "frames_received": state.frames_received,
+        "frames_bad": state.frames_bad,
+        "frames_late": state.frames_late,
+        "gaps": state.gaps,
+    }

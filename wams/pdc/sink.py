@@ -1,0 +1,123 @@
+"""Where the pdc's SampleBlocks go: the historian's hand-off, behind a queue that retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Protocol
+
+from wams.historian.blocks import SampleBlock
+
+logger = logging.getLogger(__name__)
+
+RETRY_BASE_S = 0.2
+RETRY_MAX_S = 5.0
+
+
+class BlockSink(Protocol):
+    """Receives finished blocks (for storage) and recent samples (for instantaneous queries)."""
+
+    async def submit(self, block: SampleBlock) -> None:
+        """Hand one block over for storage; raise if it could not be handed over."""
+
+    async def push_recent(self, blocks: list[SampleBlock]) -> None:
+        """Add fresh samples to the recent window."""
+
+
+class HistorianSink:
+    """The historian's hand-off: Redis stream with REDIS_URL, the embedded writer without."""
+
+    async def submit(self, block: SampleBlock) -> None:
+        from wams.historian.handoff import asubmit_block
+
+        await asubmit_block(block)
+
+    async def push_recent(self, blocks: list[SampleBlock]) -> None:
+        from wams.historian.recent import apush_recent_many
+
+        await apush_recent_many(blocks)
+
+
+class MemorySink:
+    """Keep everything in lists (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[SampleBlock] = []
+        self.recent: list[SampleBlock] = []
+
+    async def submit(self, block: SampleBlock) -> None:
+        self.blocks.append(block)
+
+    async def push_recent(self, blocks: list[SampleBlock]) -> None:
+        self.recent.extend(blocks)
+
+
+class SinkQueue:
+    """Submit blocks in order from a background task, retrying with backoff until they are taken.
+
+    At most `limit` blocks wait; beyond that the oldest is dropped (counted in `dropped`) so that a
+    long historian outage cannot exhaust the pdc's memory.
+    """
+
+    def __init__(self, sink: BlockSink, limit: int = 20_000) -> None:
+        self.sink = sink
+        self.limit = limit
+        self.dropped = 0
+        self.submitted = 0
+        self.failures = 0
+        self._queue: deque[SampleBlock] = deque()
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, block: SampleBlock) -> None:
+        """Queue one block (never blocks)."""
+        if len(block) == 0:
+            return
+        if len(self._queue) >= self.limit:
+            self._queue.popleft()
+            self.dropped += 1
+            logger.error("pdc: hand-off queue full, dropped the oldest block")
+        self._queue.append(block)
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Submit queued blocks until cancelled."""
+        delay = RETRY_BASE_S
+        while True:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            block = self._queue[0]
+            try:
+                await self.sink.submit(block)
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the block, retry later
+                self.failures += 1
+                logger.warning("pdc: hand-off failed (%s), retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_BASE_S
+            if self._queue and self._queue[0] is block:
+                self._queue.popleft()
+            self.submitted += 1
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Submit what is queued (used at shutdown, without the background task); True if all went."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._queue and loop.time() < deadline:
+            try:
+                await asyncio.wait_for(self.sink.submit(self._queue[0]), max(deadline - loop.time(), 0.01))
+            except Exception as exc:  # noqa: BLE001 - report what is left behind
+                logger.warning("pdc: hand-off at shutdown failed: %s", exc)
+                await asyncio.sleep(RETRY_BASE_S)
+                continue
+            self._queue.popleft()
+            self.submitted += 1
+        if self._queue:
+            logger.error("pdc: %d blocks not handed over at shutdown", len(self._queue))
+        return not self._queue
