@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,15 @@ def _clean_recent_window() -> Iterator[None]:
     clear_recent_memory()
     yield
     clear_recent_memory()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process(settings: Any) -> Iterator[None]:
+    """Run Celery tasks in the test's process whatever REDIS_URL says: these tests are about delivery logic."""
+    from wams.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved

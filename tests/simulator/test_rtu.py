@@ -32,7 +32,7 @@ def fleet_spec(rtu_port: int) -> FleetSpec:
 
 def operate(port: int, ioa: int, kind: c104.Type, value: object, status_ioa: int, status_kind: c104.Type) -> tuple:
     """Select and execute one command as a SCADA master would; return (accepted, status value)."""
-    client = c104.Client(tick_rate_ms=50, command_timeout_ms=2000)
+    client = c104.Client(tick_rate_ms=50, command_timeout_ms=6000)  # generous: CI machines are loaded
     connection = client.add_connection(ip="127.0.0.1", port=port, init=c104.Init.ALL)
     station = connection.add_station(common_address=1)
     command = station.add_point(io_address=ioa, type=kind, command_mode=c104.CommandMode.SELECT_AND_EXECUTE)
