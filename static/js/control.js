@@ -160,8 +160,26 @@
       executeButton.disabled = false;
       showProgress(result.state, result.detail);
       if (result.device_state) { showState(result.device_state); }
+      addRecent(id, what.textContent.replace(/^Confirm: /, "").replace(/\?$/, ""), result);
       closeBox();
     });
+
+    function addRecent(id, label, result) {
+      const body = document.getElementById("recent-commands");
+      if (!body) { return; }
+      const empty = body.querySelector("td[colspan]");
+      if (empty) { empty.parentElement.remove(); }
+      const row = document.createElement("tr");
+      const cells = [String(id), new Date().toISOString().slice(0, 19).replace("T", " "), "you", label, result.state, result.detail];
+      cells.forEach(function (text, index) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        if (index === 0) { cell.className = "num"; }
+        if (index === 4) { cell.className = "outcome outcome-" + result.state; }
+        row.appendChild(cell);
+      });
+      body.insertBefore(row, body.firstChild);
+    }
 
     cancelButton.addEventListener("click", async function () {
       if (commandId === null) { return; }
