@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements.txt $(wildcard requirements-extra.txt)
 
-.PHONY: install demo run test test-all lint bench clean
+.PHONY: install demo test lint clean
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,9 +38,6 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
-
-bench: install
-	$(PY) -m pytest -m "slow or benchmark" bench
 
 clean:
 	rm -rf var/*.sqlite3 var/static
