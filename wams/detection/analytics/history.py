@@ -56,3 +56,15 @@ def windowed_slope(timestamp_s: FloatArray, values: FloatArray, offset: int, win
         slope = (values[offset:] - values[back]) / dt[:, None]
     slope[~valid | (dt <= 0)] = np.nan
     return np.asarray(slope, dtype=np.float64)
+
+
+def forward_fill(values: FloatArray, carry: FloatArray) -> FloatArray:
+    """Return (n_time, n) values with each nan replaced by the last finite value above it.
+
+    carry (n,) is the last finite value of each column before these rows (nan if none).
+    """
+    n_time = values.shape[0]
+    latest = np.where(np.isfinite(values), np.arange(n_time)[:, None], -1)
+    latest = np.maximum.accumulate(latest, axis=0)
+    taken = np.take_along_axis(values, np.maximum(latest, 0), axis=0)
+    return np.asarray(np.where(latest >= 0, taken, carry[None, :]), dtype=np.float64)

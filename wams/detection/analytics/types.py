@@ -224,3 +224,17 @@ def per_element(values: float | npt.ArrayLike, n: int, name: str) -> FloatArray:
 def wrap_deg(angle_deg: npt.NDArray[np.float64]) -> FloatArray:
     """Wrap angles in degrees into [-180, 180)."""
     return np.asarray((angle_deg + 180.0) % 360.0 - 180.0, dtype=np.float64)
+
+
+def nanmedian(values: FloatArray, axis: int) -> FloatArray:
+    """Return the median ignoring nan along axis, nan where a slice has no value.
+
+    Sorting puts nan last, so the median sits at the middle of the finite prefix; much
+    cheaper than np.nanmedian on the small slices here.
+    """
+    ordered = np.sort(values, axis=axis)
+    count = np.sum(np.isfinite(values), axis=axis, keepdims=True)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0), axis=axis)
+    high = np.take_along_axis(ordered, np.maximum(count // 2, 0), axis=axis)
+    median = np.where(count > 0, 0.5 * (low + high), np.nan)
+    return np.asarray(np.squeeze(median, axis=axis), dtype=np.float64)

@@ -8,7 +8,17 @@ from wams.detection.analytics.fast.base import Output, beyond, severity, single
 from wams.detection.analytics.fast.config import FrequencyConfig, RocofConfig
 from wams.detection.analytics.history import RowHistory, windowed_slope
 from wams.detection.analytics.latch import ConditionLatch, Transition
-from wams.detection.analytics.types import Detection, DetectionKind, Severity, SnapshotBlock, per_element
+from wams.detection.analytics.types import (
+    BoolArray,
+    Detection,
+    DetectionKind,
+    DetectionPhase,
+    FloatArray,
+    Severity,
+    SnapshotBlock,
+    nanmedian,
+    per_element,
+)
 
 
 class FrequencyDetector:
@@ -60,24 +70,36 @@ class FrequencyDetector:
 
 
 class RocofDetector:
-    """Raise per PMU when |frequency slope over the window| exceeds the ROCOF limit."""
+    """Raise per PMU on a large local frequency slope, and grid-wide on a modest median slope."""
 
     def __init__(self, n_pmu: int, config: RocofConfig) -> None:
-        """Set per-PMU limits from the config."""
+        """Set per-PMU and grid-wide limits from the config."""
+        self.n_pmu = n_pmu
         self.window_s = config.window_s
         self.warning = per_element(config.warning_hz_per_s, n_pmu, "warning_hz_per_s")
         self.alarm = per_element(config.alarm_hz_per_s, n_pmu, "alarm_hz_per_s")
         self.clear = self.warning - per_element(config.hysteresis_hz_per_s, n_pmu, "hysteresis_hz_per_s")
+        self.grid_warning = float(config.grid_warning_hz_per_s)
+        self.grid_alarm = float(config.grid_alarm_hz_per_s)
+        self.grid_clear = self.grid_warning - float(config.grid_hysteresis_hz_per_s)
+        self.grid_min_pmus = int(config.grid_min_pmus)
         self.history = RowHistory(config.window_s)
         self.latch = ConditionLatch(n_pmu, config.pickup_s, config.dropout_s, {"rocof_hz_per_s": "absmax"})
-        self.outputs = [Output(self.latch, DetectionKind.ROCOF, single, self._quantities, self._severity)]
+        self.grid_latch = ConditionLatch(1, config.grid_pickup_s, config.dropout_s, {"rocof_hz_per_s": "absmax"})
+        self.grid_pmus: tuple[int, ...] = ()
+        self.outputs = [
+            Output(self.latch, DetectionKind.ROCOF, single, self._quantities, self._severity),
+            Output(
+                self.grid_latch, DetectionKind.ROCOF, self._grid_pmus, self._quantities, self._grid_severity, "grid@"
+            ),
+        ]
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
         """Advance through a block and return what was raised or cleared."""
         valid = block.data_valid() & np.isfinite(block.frequency_hz)
         f = np.where(valid, block.frequency_hz, np.nan)
         t_all, arrays, offset = self.history.extend(block.timestamp_s, {"frequency_hz": f})
-        rocof = windowed_slope(t_all, arrays["frequency_hz"], offset, self.window_s)
+        rocof = windowed_slope(t_all, arrays["frequency_hz"], offset, self.window_s)  # (n_time, n_pmu)
         known = np.isfinite(rocof)
         magnitude = np.abs(np.where(known, rocof, 0.0))
         transitions = self.latch.step_block(
@@ -86,10 +108,36 @@ class RocofDetector:
             known & (magnitude < self.clear),
             {"rocof_hz_per_s": rocof},
         )
-        return self.outputs[0].build(transitions)
+        found = self.outputs[0].build(transitions)
+        if self.n_pmu >= self.grid_min_pmus:
+            found += self._grid(block, rocof, known)
+        return found
+
+    def _grid(self, block: SnapshotBlock, rocof: FloatArray, known: BoolArray) -> list[Detection]:
+        """Run the grid-wide condition on the median slope of the rows with enough PMUs."""
+        enough = known.sum(axis=1) >= self.grid_min_pmus
+        median = np.where(enough, nanmedian(rocof, axis=1), np.nan)[:, None]  # (n_time, 1)
+        magnitude = np.abs(np.where(enough[:, None], median, 0.0))
+        transitions = self.grid_latch.step_block(
+            block.timestamp_s,
+            enough[:, None] & (magnitude > self.grid_warning),
+            enough[:, None] & (magnitude < self.grid_clear),
+            {"rocof_hz_per_s": median},
+        )
+        if any(tr.phase is DetectionPhase.RAISED for tr in transitions):
+            # The PMUs reporting when it was raised name the condition until it clears (its key).
+            self.grid_pmus = tuple(int(i) for i in np.flatnonzero(known.any(axis=0)))
+        return self.outputs[1].build(transitions)
+
+    def _grid_pmus(self, element: int) -> tuple[int, ...]:
+        """Return the PMUs of the grid-wide condition: those reporting when it was raised."""
+        return self.grid_pmus
 
     def _quantities(self, tr: Transition) -> dict[str, float]:
         return {"rocof_hz_per_s": tr.current["rocof_hz_per_s"], "rocof_max_hz_per_s": tr.extreme["rocof_hz_per_s"]}
 
     def _severity(self, tr: Transition) -> Severity:
         return severity(beyond(abs(tr.extreme["rocof_hz_per_s"]), self.alarm, tr.element, below=False))
+
+    def _grid_severity(self, tr: Transition) -> Severity:
+        return severity(bool(abs(tr.extreme["rocof_hz_per_s"]) > self.grid_alarm))

@@ -8,21 +8,7 @@ from wams.detection.analytics.fast.base import Output, beyond, severity
 from wams.detection.analytics.fast.config import IslandingConfig
 from wams.detection.analytics.history import RowHistory, windowed_slope
 from wams.detection.analytics.latch import ConditionLatch, Transition
-from wams.detection.analytics.types import Detection, DetectionKind, FloatArray, Severity, SnapshotBlock, per_element
-
-
-def _nanmedian(values: FloatArray, axis: int) -> FloatArray:
-    """Return the median ignoring nan along axis, nan where a slice has no value.
-
-    Sorting puts nan last, so the median sits at the middle of the finite prefix; much
-    cheaper than np.nanmedian on the small slices here.
-    """
-    ordered = np.sort(values, axis=axis)
-    count = np.sum(np.isfinite(values), axis=axis, keepdims=True)
-    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0), axis=axis)
-    high = np.take_along_axis(ordered, np.maximum(count // 2, 0), axis=axis)
-    median = np.where(count > 0, 0.5 * (low + high), np.nan)
-    return np.asarray(np.squeeze(median, axis=axis), dtype=np.float64)
+from wams.detection.analytics.types import Detection, DetectionKind, Severity, SnapshotBlock, nanmedian, per_element
 
 
 class IslandingDetector:
@@ -60,9 +46,9 @@ class IslandingDetector:
         valid = block.data_valid() & np.isfinite(block.frequency_hz)
         f = np.where(valid, block.frequency_hz, np.nan)  # (n_time, n_pmu)
         gathered = np.where(self.member >= 0, f[:, np.maximum(self.member, 0)], np.nan)  # (n_time, n_group, width)
-        group_hz = _nanmedian(gathered, axis=2)  # (n_time, n_group)
+        group_hz = nanmedian(gathered, axis=2)  # (n_time, n_group)
         if self.reference_group is None:
-            reference_hz = _nanmedian(f, axis=1)
+            reference_hz = nanmedian(f, axis=1)
         else:
             reference_hz = group_hz[:, self.reference_group]
         divergence = group_hz - reference_hz[:, None]

@@ -6,9 +6,10 @@ import numpy as np
 
 from wams.detection.analytics.fast.base import Output, severity, single
 from wams.detection.analytics.fast.config import LineTripConfig
-from wams.detection.analytics.history import RowHistory, lookback_rows
+from wams.detection.analytics.history import RowHistory, forward_fill, lookback_rows
 from wams.detection.analytics.latch import ConditionLatch, Transition
 from wams.detection.analytics.types import (
+    BoolArray,
     Detection,
     DetectionKind,
     FloatArray,
@@ -29,6 +30,10 @@ class LineTripDetector:
         self.config = config
         self.lookback_s = config.lookback_s
         self.angle_step_deg = per_element(config.angle_step_deg, n_pmu, "angle_step_deg")
+        self.min_voltage_pu = per_element(config.min_voltage_pu, n_pmu, "min_voltage_pu")
+        self.last_sag_time_s: FloatArray = np.full(n_pmu, np.nan)
+        self.last_reference_a: FloatArray = np.empty(0)
+        self.last_reference_time_s: FloatArray = np.empty(0)
         self.angle_history = RowHistory(config.lookback_s)
         self.angle_latch = ConditionLatch(n_pmu, 0.0, config.hold_s, {"angle_step_deg": "absmax"})
         self.current_history = RowHistory(config.lookback_s)
@@ -68,6 +73,8 @@ class LineTripDetector:
                 ),
             ]
             self.current_history.reset()
+            self.last_reference_a = np.full(n_current, np.nan)
+            self.last_reference_time_s = np.full(n_current, np.nan)
         return self.current_latch
 
     def update_block(self, block: SnapshotBlock) -> list[Detection]:
@@ -77,11 +84,20 @@ class LineTripDetector:
             out += self._current_steps(block, block.current_magnitude_a)
         return out
 
+    def _sagged(self, block: SnapshotBlock) -> BoolArray:
+        """Return (n_time, n_pmu): the voltage is measured and below min_voltage_pu (a fault nearby)."""
+        v = np.where(block.data_valid(), block.voltage_magnitude_pu, np.nan)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(np.isfinite(v) & (v < self.min_voltage_pu), dtype=bool)
+
     def _angle_steps(self, block: SnapshotBlock) -> list[Detection]:
-        """Detect angle steps beyond the rotation explained by the frequency offset."""
+        """Detect angle steps beyond the rotation explained by the frequency offset (none during or just after a sag)."""
         usable = block.data_valid() & ~block.sync_error()
         angle = np.where(usable, block.voltage_angle_deg, np.nan)
         frequency = np.where(usable, block.frequency_hz, np.nan)
+        sag_time = np.where(self._sagged(block), block.timestamp_s[:, None], np.nan)
+        last_sag_s = forward_fill(sag_time, self.last_sag_time_s)  # (n_time, n_pmu)
+        self.last_sag_time_s = last_sag_s[-1]
         t_all, arrays, offset = self.angle_history.extend(
             block.timestamp_s, {"angle_deg": angle, "frequency_hz": frequency}
         )
@@ -92,22 +108,35 @@ class LineTripDetector:
         rotation_deg = 360.0 * (arrays["frequency_hz"][back] - self.nominal_hz) * dt_s
         step = wrap_deg(arrays["angle_deg"][offset:] - arrays["angle_deg"][back] - rotation_deg)
         step[~known_row] = np.nan
+        # A fault's phase jumps and the fast swings right after its clearing are no line trip.
+        step[block.timestamp_s[:, None] - last_sag_s <= self.lookback_s + self.config.after_sag_s] = np.nan
         known = np.isfinite(step)
         on = known & (np.abs(np.where(known, step, 0.0)) > self.angle_step_deg)
         transitions = self.angle_latch.step_block(block.timestamp_s, on, ~on, {"angle_step_deg": step})
         return self.outputs[0].build(transitions)
 
     def _current_steps(self, block: SnapshotBlock, current_a: FloatArray) -> list[Detection]:
-        """Detect a current falling towards zero (trip) or changing by a large fraction (step)."""
+        """Detect a current falling towards zero from its pre-disturbance level (trip), or a large step."""
         latch = self._current_latch(current_a.shape[1])
         valid = block.data_valid()[:, self.current_pmu] & np.isfinite(current_a)
         current = np.where(valid, current_a, np.nan)
-        t_all, arrays, offset = self.current_history.extend(block.timestamp_s, {"current_a": current})
+        healthy = ~self._sagged(block)[:, self.current_pmu]
+        usable = healthy & np.isfinite(current)
+        reference = forward_fill(np.where(usable, current, np.nan), self.last_reference_a)
+        reference_time = forward_fill(np.where(usable, block.timestamp_s[:, None], np.nan), self.last_reference_time_s)
+        self.last_reference_a, self.last_reference_time_s = reference[-1], reference_time[-1]
+        t_all, arrays, offset = self.current_history.extend(
+            block.timestamp_s,
+            {"reference_a": reference, "reference_time_s": reference_time},
+        )
         rows = lookback_rows(t_all, offset, self.lookback_s)
         back = np.where(rows >= 0, rows, 0)
-        before = arrays["current_a"][back]
-        before[rows < 0] = np.nan
-        after = arrays["current_a"][offset:]
+        before = arrays["reference_a"][back]
+        too_old = (
+            t_all[offset:, None] - arrays["reference_time_s"][back] > self.lookback_s + self.config.reference_max_age_s
+        )
+        before[(rows < 0)[:, None] | too_old | ~np.isfinite(arrays["reference_time_s"][back])] = np.nan
+        after = np.where(healthy, current, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = after / before
             trip = (before >= self.min_current_a) & (after < self.open_fraction * before)

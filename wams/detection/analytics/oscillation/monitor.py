@@ -12,18 +12,26 @@ analyses that no longer see them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import signal as sps
 
 from wams.detection.analytics.oscillation.ambient import AmbientConfig, estimate_ambient_modes
 from wams.detection.analytics.oscillation.forced import (
     ForcedOscillation,
     ForcedOscillationConfig,
     detect_forced_oscillations,
+    forced_from_mode,
+    is_sustained,
 )
 from wams.detection.analytics.oscillation.modes import DampingLevels, Mode
-from wams.detection.analytics.oscillation.pencil import PencilConfig, estimate_ringdown_modes
+from wams.detection.analytics.oscillation.pencil import (
+    PencilConfig,
+    detrend_linear,
+    estimate_ringdown_modes,
+    fill_gaps,
+)
 from wams.detection.analytics.oscillation.tracking import AlarmTracker
 from wams.detection.analytics.types import Detection, DetectionKind, FloatArray
 
@@ -38,9 +46,11 @@ class OscillationConfig:
     forced: ForcedOscillationConfig = field(default_factory=ForcedOscillationConfig)
     trigger_window_s: float = 2.0
     trigger_ratio: float = 5.0  # short-window RMS over its usual level that starts a ringdown
+    trigger_padding_s: float = 1.0  # earlier data read so that the trigger's low-pass filter settles
     ringdown_delay_s: float = 0.5  # skip the switching transient itself
     ringdown_first_s: float = 6.0
     ringdown_final_s: float = 20.0
+    ringdown_min_cycles: float = 1.5  # fewer cycles of a mode in the analysed window make a trend
     ambient_window_s: float = 300.0
     ambient_interval_s: float = 30.0
     ambient_confirmations: int = 3  # consecutive ambient analyses before an ambient alarm
@@ -118,6 +128,12 @@ class OscillationMonitor:
         self.forced: list[tuple[float, ForcedOscillation]] = []
         self.tracker = AlarmTracker(self.config, self._pmus_of, channel_names)
         self._rms_history: list[FloatArray] = []
+        top_hz = self.config.pencil.max_frequency_hz
+        self._trigger_low_pass: FloatArray | None = (
+            np.asarray(sps.butter(4, top_hz, btype="low", fs=rate_hz, output="sos"), dtype=np.float64)
+            if top_hz < 0.45 * rate_hz
+            else None
+        )
         self._next_trigger_check_s = float("nan")
         self._ringdown_start_s = float("nan")
         self._ringdown_stage = 0  # 0 idle, 1 waiting for the first estimate, 2 for the final one
@@ -161,10 +177,11 @@ class OscillationMonitor:
         return found
 
     def _check_trigger(self, now_s: float) -> None:
-        """Start a ringdown analysis when the short-window RMS jumps above its usual level."""
+        """Start a ringdown analysis when the short-window oscillatory RMS jumps above its usual level."""
         cfg = self.config
-        _, recent = self.window.last(int(cfg.trigger_window_s * self.rate_hz))
-        rms = np.nanstd(recent, axis=0)
+        n_window = int(cfg.trigger_window_s * self.rate_hz)
+        _, recent = self.window.last(n_window + int(cfg.trigger_padding_s * self.rate_hz))
+        rms = band_rms(recent, n_window, self._trigger_low_pass)
         if self._ringdown_stage == 0 and len(self._rms_history) >= 10:
             usual = np.median(np.asarray(self._rms_history), axis=0)
             ratio = rms / np.maximum(usual, 1e-12)
@@ -197,10 +214,37 @@ class OscillationMonitor:
         t, values = self.window.since(self._ringdown_start_s)
         if t.size < 12:
             return []
-        modes = estimate_ringdown_modes(values, self.rate_hz, self.config.pencil)
+        cfg = self.config
         start_s = float(t[0])
+        # A "mode" completing too few cycles in the window is a trend, such as the angles of two
+        # islands drifting apart, not an oscillation.
+        span_s = float(t[-1]) - start_s
+        modes = [
+            m
+            for m in estimate_ringdown_modes(values, self.rate_hz, cfg.pencil)
+            if m.frequency_hz * span_s >= cfg.ringdown_min_cycles
+        ]
         self.estimates.extend(ModeEstimate(source, start_s, float(t[-1]), m) for m in modes)
-        return self.tracker.update_modes(modes, now_s, start_s, "ringdown", confirmations=1, final=final)
+        # A triggered window whose strong mode does not decay is a forced oscillation starting,
+        # not a ringdown: it is reported as such, seconds after its onset.
+        sustained = [
+            m
+            for m in modes
+            if m.energy_fraction >= cfg.min_energy_fraction and is_sustained(m, values, self.rate_hz, cfg.forced)
+        ]
+        # Poles next to a sustained one are its build-up (a tone switched on is a pole pair), not modes.
+        natural = [
+            m
+            for m in modes
+            if all(abs(m.frequency_hz - s.frequency_hz) > cfg.match_fraction * s.frequency_hz for s in sustained)
+        ]
+        found = self.tracker.update_modes(natural, now_s, start_s, "ringdown", confirmations=1, final=final)
+        if sustained:
+            forced = [self._located(forced_from_mode(m)) for m in sustained]
+            self.forced.extend((now_s, f) for f in forced)
+            # Never cleared from here: the periodic forced scans decide when it has stopped.
+            found += self.tracker.update_forced(forced, now_s, start_s, source="ringdown", confirmations=1, final=False)
+        return found
 
     def _ambient(self, now_s: float) -> list[Detection]:
         """Estimate ambient modes over the last window, unless a ringdown is under way."""
@@ -216,9 +260,29 @@ class OscillationMonitor:
     def _forced(self, now_s: float) -> list[Detection]:
         """Scan the last window for forced oscillations."""
         t, values = self.window.last(int(self.config.forced_window_s * self.rate_hz))
-        found = detect_forced_oscillations(values, self.rate_hz, self.config.forced)
+        found = [self._located(f) for f in detect_forced_oscillations(values, self.rate_hz, self.config.forced)]
         self.forced.extend((now_s, f) for f in found)
         return self.tracker.update_forced(found, now_s, float(t[0]))
+
+    def _located(self, forced: ForcedOscillation) -> ForcedOscillation:
+        """Return the forced oscillation referred to the PMU where it is largest, a first hint at its source.
+
+        Each channel's amplitude is taken relative to the largest of its quantity (angles with
+        angles, frequencies with frequencies) and summed per PMU: the PMU that leads in every
+        quantity wins, rather than the one channel whose noise estimate happened to be lowest.
+        """
+        relative = Mode(
+            frequency_hz=forced.frequency_hz,
+            damping_pct=forced.apparent_damping_pct,
+            amplitudes=forced.amplitudes,
+            phases_deg=forced.phases_deg,
+            energy_fraction=1.0,
+        ).relative_magnitudes(self.tracker.channel_names)
+        owners = np.asarray(self.channel_pmu)
+        score = np.bincount(owners, weights=np.nan_to_num(relative), minlength=int(owners.max()) + 1)
+        channels = np.flatnonzero(owners == int(np.argmax(score)))
+        reference = int(channels[np.argmax(np.nan_to_num(relative[channels]))])
+        return replace(forced, reference_channel=reference)
 
     def _pmus_of(self, channels: Sequence[int]) -> tuple[int, ...]:
         """Return the sorted PMU indices of channels."""
@@ -227,3 +291,20 @@ class OscillationMonitor:
     def active_kinds(self) -> list[DetectionKind]:
         """Return the kinds of the conditions raised now."""
         return [a.kind for a in self.tracker.active]
+
+
+def band_rms(samples: FloatArray, n_last: int, low_pass: FloatArray | None) -> FloatArray:
+    """Return the (n_channel,) RMS of the last n_last rows of (n_time, n_channel) samples in the analysis band.
+
+    Each channel's line is removed and, through the `low_pass` filter (second-order sections;
+    None: no filter), what lies above the analysis band (mostly measurement noise, white up to
+    half the reporting rate), so an oscillation starting stands out against ambient data far
+    better than in the raw spread.  Channels with fewer than half their rows measured give nan
+    (ignored by the trigger).
+    """
+    known = np.isfinite(samples).sum(axis=0)
+    x = detrend_linear(fill_gaps(samples))
+    if low_pass is not None and x.shape[0] > 3 * (2 * low_pass.shape[0] + 1):
+        x = sps.sosfiltfilt(low_pass, x, axis=0)
+    rms = np.std(x[-n_last:], axis=0)
+    return np.asarray(np.where(known >= samples.shape[0] / 2, rms, np.nan), dtype=np.float64)

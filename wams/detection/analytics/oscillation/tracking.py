@@ -100,8 +100,17 @@ class AlarmTracker:
                 )
         return self._update(kind, source, seen, now_s, window_start_s, confirmations, final, held)
 
-    def update_forced(self, found: list[ForcedOscillation], now_s: float, window_start_s: float) -> list[Detection]:
-        """Fold one forced-oscillation scan in."""
+    def update_forced(
+        self,
+        found: list[ForcedOscillation],
+        now_s: float,
+        window_start_s: float,
+        *,
+        source: str = "forced",
+        confirmations: int | None = None,
+        final: bool = True,
+    ) -> list[Detection]:
+        """Fold one forced-oscillation scan in (source "ringdown": a sustained mode of a triggered window)."""
         seen: list[Sighting] = []
         for f in found:
             quantities = {
@@ -111,17 +120,19 @@ class AlarmTracker:
                 "apparent_damping_pct": f.apparent_damping_pct,
                 "source_pmu": float(self.pmus_of([f.reference_channel])[0]),
             }
+            if source == "ringdown":
+                quantities["mode_frequency_hz"] = f.frequency_hz
             relative = f.amplitudes / max(f.amplitude, 1e-300)
             channels = [int(c) for c in np.flatnonzero(np.isfinite(relative))]
             seen.append((f.frequency_hz, f.apparent_damping_pct, Severity.WARNING, quantities, self.pmus_of(channels)))
         return self._update(
             DetectionKind.FORCED_OSCILLATION,
-            "forced",
+            source,
             seen,
             now_s,
             window_start_s,
-            self.config.forced_confirmations,
-            True,
+            self.config.forced_confirmations if confirmations is None else confirmations,
+            final,
         )
 
     def _update(
