@@ -91,7 +91,7 @@ def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
             window_s=float(default.rocof_window_s),
             warning_hz_per_s=column("rocof_warning_hz_per_s"),
             alarm_hz_per_s=column("rocof_alarm_hz_per_s"),
-            pickup_s=never,
+            pickup_s=RocofConfig().pickup_s + never,  # ignore one-frame spikes across phase jumps
         ),
         voltage=VoltageConfig(
             sag_warning_pu=column("voltage_sag_warning_pu"),

@@ -158,7 +158,7 @@ def ringdown_sightings(ch: Channels, params: OscillationParams) -> list[Sighting
         quantities["damping_min_pct"] = det.quantities.get("damping_min_pct", quantities["damping_pct"])
         quantities["analysis"] = "ringdown"
         sightings.append(
-            Sighting(POORLY_DAMPED, det.severity.label, frequency, det.start_time_s, det.pmu_indices, quantities)
+            Sighting(det.kind.value, det.severity.label, frequency, det.start_time_s, det.pmu_indices, quantities)
         )
     return sightings
 
