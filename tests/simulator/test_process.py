@@ -16,6 +16,9 @@ def test_child_simulator_streams_its_trajectory_and_takes_calls_and_scenarios(tm
     sim = SimulatorProcess("ieee39", lookahead_s=0.2, truth_dir=tmp_path)
     try:
         sim.start()
+        assert sim.buffer.covers(sim.sim_time_at(time.time()))  # `start` returns once caught up
+        ahead = sim.sample_utc(np.array([time.time(), sim.utc_at(sim.buffer.end_s + 5.0)]))
+        assert ahead.simulated.tolist() == [True, False]  # flagged, not held
         line = sim.grid.line_between(3, 4)
         event = sim.call("set_line_status", line, False).result(timeout=10)
         assert event.kind == "line_open" and event.element == line

@@ -29,6 +29,9 @@ from wams.simulator.engine.truth import TruthRecorder
 
 logger = logging.getLogger(__name__)
 
+#: How long `start` waits for the run to catch up with the wall clock (it starts seconds behind).
+CATCH_UP_TIMEOUT_S = 60.0
+
 
 @dataclass
 class GridSample:
@@ -38,6 +41,11 @@ class GridSample:
     snapshot: Snapshot  #: bus voltages, frequencies, switching state
     line_current_from_pu: np.ndarray  #: (k, n_line) complex, into the line at its from bus
     line_current_to_pu: np.ndarray  #: (k, n_line) complex, into the line at its to bus
+
+    @property
+    def simulated(self) -> BoolArray:
+        """Return (k,) True where the instant was simulated; False rows are not measurements."""
+        return self.snapshot.simulated
 
 
 @dataclass(frozen=True)
@@ -58,13 +66,30 @@ class _Pending:
     first: bool = False
 
 
+def next_stop_s(t_s: float, target_s: float, step_s: float, chunk_s: float) -> float:
+    """Return where to integrate to next: the first step boundary at or past `target_s`, within a chunk.
+
+    Times are on the integrator's clock, whose boundaries are multiples of `step_s`. Stopping
+    anywhere else makes the integrator take a short step to land there, and a stop every few
+    milliseconds costs a full step each (ten times the CPU of stepping on the grid).
+    """
+    target = math.ceil(target_s / step_s - 1e-9) * step_s
+    cap = math.floor((t_s + chunk_s) / step_s + 1e-9) * step_s
+    stop = min(target, cap)
+    if stop <= t_s + 1e-9:  # off the grid (after an action between boundaries): next boundary
+        stop = (math.floor(t_s / step_s + 1e-9) + 1) * step_s
+    return stop
+
+
 class RealTimeSimulator:
     """Keep the simulated grid a little ahead of wall-clock UTC and answer samples at any instant.
 
-    Simulated time t_s = (utc - epoch_utc_s) * speed. A worker thread integrates up to
-    `lookahead_s` beyond now; scenario actions fall exactly on their times; commands submitted with
-    `submit` run at the next step boundary (at most about `lookahead_s` + one chunk after now in
-    simulated time). `advance_to` drives the same machinery without a clock (tests, benchmarks).
+    Simulated time t_s = (utc - epoch_utc_s) * speed. A worker thread keeps the integration at least
+    `lookahead_s` (wall seconds) beyond now, stepping on the step grid as soon as the lead falls
+    below it; scenario actions fall exactly on their times; commands submitted with `submit` run at
+    the next step boundary (at most about `lookahead_s` + one step after now in simulated time).
+    `advance_to` drives the same machinery without a clock (tests, benchmarks). Instants not yet
+    simulated are never presented as measured: `sample_utc` flags them (`GridSample.simulated`).
     """
 
     def __init__(
@@ -108,6 +133,8 @@ class RealTimeSimulator:
         self._windows: list[tuple[float, float, ScenarioPlan]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a command arrived or the run stops: look now
+        self._leading = threading.Event()  # the run is (or was) ahead of the wall clock
         self._lock = threading.RLock()
         self.restarts = 0
         self.late_chunks = 0
@@ -179,6 +206,7 @@ class RealTimeSimulator:
         """Run `fn(dynamics)` at the next step boundary; the future holds its result."""
         future: Future[Any] = Future()
         self._commands.put((fn, future))
+        self._wake.set()
         return future
 
     def record_event(self, event: AppliedEvent | None, scenario: str | None) -> None:
@@ -261,33 +289,47 @@ class RealTimeSimulator:
 
     # ------------------------------------------------------------------------------ real time
 
-    def start(self) -> None:
-        """Start the worker thread that keeps the simulation ahead of the wall clock."""
+    def start(self, catch_up_timeout_s: float = CATCH_UP_TIMEOUT_S) -> None:
+        """Start the worker thread; return once it has caught up with the wall clock (or timed out).
+
+        The epoch is fixed when the case loads, so the run starts seconds behind; serving before it
+        caught up would only delay or invalidate the first frames.
+        """
         if self._thread is not None:
             return
         self._stop.clear()
+        self._leading.clear()
         self._thread = threading.Thread(target=self._run, name="grid-simulation", daemon=True)
         self._thread.start()
+        if not self._leading.wait(catch_up_timeout_s):
+            logger.warning("simulation still behind the wall clock %.0f s after start", catch_up_timeout_s)
 
     def stop(self) -> None:
         """Stop the worker thread and write the ground truth."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
         self.truth.flush()
 
     def _run(self) -> None:
+        lookahead_t = self.lookahead_s * self.speed
         while not self._stop.is_set():
             now_t = self.sim_time_at(time.time())
-            target = now_t + self.lookahead_s * self.speed
-            if self.t_s < now_t:
+            lead_t = self.t_s - now_t
+            if lead_t < 0.0:
                 self.late_chunks += 1
-            if self.t_s < target - 1e-3:
-                self.advance_to(min(target, self.t_s + self.chunk_s))
-            else:
-                self._drain_commands_locked()
-                self._stop.wait(0.005)
+            if lead_t < lookahead_t:
+                offset = self._offset_s
+                dyn_t = self.t_s - offset
+                self.advance_to(offset + next_stop_s(dyn_t, now_t + lookahead_t - offset, self.step_s, self.chunk_s))
+                continue
+            self._leading.set()
+            self._drain_commands_locked()
+            # Sleep until the lead falls to the lookahead; a command or stop wakes the loop earlier.
+            self._wake.wait(max((lead_t - lookahead_t) / self.speed, 0.001))
+            self._wake.clear()
 
     def _drain_commands_locked(self) -> None:
         with self._lock:
@@ -297,7 +339,7 @@ class RealTimeSimulator:
     # ---------------------------------------------------------------------------- measurement
 
     def sample_utc(self, utc_s: FloatArray) -> GridSample:
-        """Return the grid at reporting instants `utc_s` (k,) (clamped to what is simulated)."""
+        """Return the grid at reporting instants `utc_s` (k,); rows not yet simulated are flagged."""
         utc = np.atleast_1d(np.asarray(utc_s, dtype=np.float64))
         snap = self.buffer.sample((utc - self.epoch_utc_s) * self.speed)
         i_from, i_to = self.network.currents_pu(snap.bus_voltage_pu, snap.line_closed)
@@ -325,6 +367,8 @@ class RealTimeSimulator:
         bus = plan.params.get("bus", dyn.spec.fault_bus)
         t_utc = comtrade.sample_instants(self.utc_at(start_s), self.utc_at(end_s), self.record_rate_hz)
         sample = self.sample_utc(t_utc)
+        if not np.all(sample.simulated):
+            raise LookupError(f"record window {start_s:.3f}-{end_s:.3f} s is not all simulated")
         col = dyn.bus_column(bus)
         base_kv = float(dyn.bus_nominal_kv[col])
         f0 = dyn.nominal_hz

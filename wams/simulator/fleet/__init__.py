@@ -6,7 +6,7 @@ from wams.simulator.fleet.meter import PmuFlags, StreamMeter
 from wams.simulator.fleet.relay import Impairment, PathRelay
 from wams.simulator.fleet.rtu import RtuFleet
 from wams.simulator.fleet.spec import ChannelSpec, FleetSpec, PathSpec, PmuSpec, RtuPointSpec, RtuSpec, StreamSpec
-from wams.simulator.fleet.streams import InstantSampler, SimulatedStream
+from wams.simulator.fleet.streams import InstantSampler, SamplerStats, SimulatedStream
 
 __all__ = [
     "ChannelSpec",
@@ -21,6 +21,7 @@ __all__ = [
     "RtuFleet",
     "RtuPointSpec",
     "RtuSpec",
+    "SamplerStats",
     "SimulatedStream",
     "StreamMeter",
     "StreamSpec",

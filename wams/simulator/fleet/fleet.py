@@ -72,6 +72,14 @@ class Fleet:
         for stream in self.streams:
             await stream.stop()
         self.sim.stop()
+        stats = self.sampler.stats
+        logger.info(
+            "instants served: %d, %d waited for the simulation (longest %.3f s), %d sent as invalid data",
+            stats.instants,
+            stats.waited,
+            stats.max_wait_s,
+            stats.invalid,
+        )
 
     def stream(self, key: str | int) -> SimulatedStream:
         """Return a stream by name or IDCODE (of the stream or of one of its PMUs)."""

@@ -27,6 +27,8 @@ TIME_BASE = 12_000_000
 #: 16-bit phasors cover 1.5 pu voltage and 40 pu (system base) current.
 INT16_VOLTAGE_RANGE_PU = 1.5
 INT16_CURRENT_RANGE_PU = 40.0
+#: STAT bits 15-14 of an instant the simulation has not reached: 10, do not use the values.
+UNSIMULATED_DATA_ERROR = 0b10
 
 
 @dataclass
@@ -39,9 +41,11 @@ class PmuFlags:
     trigger: bool = False
     config_changed: bool = False
 
-    def stat(self) -> int:
-        """Return the STAT word for these conditions."""
+    def stat(self, *, simulated: bool = True) -> int:
+        """Return the STAT word for these conditions (data error 10 when the instant is not simulated)."""
         data_error = 2 if self.test_mode else (3 if self.data_invalid else 0)
+        if not simulated:
+            data_error = UNSIMULATED_DATA_ERROR
         return make_stat(
             data_error=data_error,
             pmu_sync=not self.sync_lost,
@@ -204,7 +208,9 @@ class StreamMeter:
     # ---------------------------------------------------------------------------- measuring
 
     def measure(self, sample: GridSample, row: int = 0) -> list[PmuData]:
-        """Return the PMU blocks for instant `row` of `sample`."""
+        """Return the PMU blocks for instant `row` of `sample` (flagged blocks if it is not simulated)."""
+        if not sample.simulated[row]:
+            return self.unsimulated()
         snap = sample.snapshot
         f0 = self.sim.grid.nominal_hz
         out = []
@@ -246,6 +252,20 @@ class StreamMeter:
                 )
             )
         return out
+
+    def unsimulated(self) -> list[PmuData]:
+        """Return PMU blocks for an instant with no simulated values: STAT data error 10, values absent."""
+        return [
+            PmuData(
+                stat=plan.flags.stat(simulated=False),
+                phasors=np.full(plan.n_phasors, complex(np.nan, np.nan), dtype=np.complex128),
+                frequency_hz=math.nan,
+                rocof_hz_per_s=math.nan,
+                analogs=np.full(len(plan.analog_specs), np.nan),
+                digitals=[0],
+            )
+            for plan in self.plans
+        ]
 
     def flags_of(self, idcode: int) -> PmuFlags:
         """Return the injectable STAT conditions of PMU `idcode`."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+import time
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,31 +22,86 @@ from wams.synchrophasor import PmuData, PmuServer
 logger = logging.getLogger(__name__)
 
 
-class InstantSampler:
-    """Share one grid sample per reporting instant among every stream (small LRU)."""
+#: How long after its time stamp an instant may wait for the simulation before it is sent as invalid.
+MAX_WAIT_S = 1.0
+#: At most one warning about unsimulated instants per this many seconds.
+WARN_INTERVAL_S = 10.0
 
-    def __init__(self, sim: Simulator, keep: int = 16) -> None:
+
+@dataclass
+class SamplerStats:
+    """What the simulation's lag did to the reporting instants served."""
+
+    instants: int = 0  #: distinct instants sampled
+    waited: int = 0  #: instants that had to wait for the simulation (sent late, or invalid after the bound)
+    invalid: int = 0  #: instants still unsimulated after the wait (sent flagged "data invalid")
+    max_wait_s: float = 0.0  #: longest wait of an instant
+
+
+class InstantSampler:
+    """Share one grid sample per reporting instant among every stream (small LRU).
+
+    An instant the simulation has not reached yet is waited for (asynchronously) until `max_wait_s`
+    after its time stamp: the frame then leaves late with the true values. If it is still not
+    simulated it is returned flagged (`GridSample.simulated` False), never with held values.
+    """
+
+    def __init__(self, sim: Simulator, keep: int = 16, *, max_wait_s: float = MAX_WAIT_S) -> None:
         """Sample `sim`, remembering the last `keep` instants."""
         self.sim = sim
         self.keep = keep
+        self.max_wait_s = max_wait_s
+        self.stats = SamplerStats()
         self._cache: OrderedDict[int, GridSample] = OrderedDict()
-        self.lateness_s: list[float] = []  # how far the simulation lagged each instant asked for
+        self._sampling: dict[int, asyncio.Future[GridSample]] = {}
+        self._invalid_since_warning = 0
+        self._warned_at_s = -float("inf")
 
-    def at(self, soc: int, fraction: int, time_base: int) -> GridSample:
-        """Return the grid at SOC + fraction / time_base."""
+    async def at(self, soc: int, fraction: int, time_base: int) -> GridSample:
+        """Return the grid at SOC + fraction / time_base, waiting for the simulation if needed."""
         key = soc * 1_000_000 + (fraction * 1_000_000) // time_base
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        utc = soc + fraction / time_base
-        sample = self.sim.sample_utc(np.array([utc]))
-        behind = self.sim.sim_time_at(utc) - self.sim.buffer.end_s
-        if behind > 0:
-            self.lateness_s.append(behind)
+        task = self._sampling.get(key)
+        if task is None:
+            # One sampling per instant, however many streams ask; a stream stopping does not cancel it.
+            task = asyncio.ensure_future(self._sample(key, soc + fraction / time_base))
+            self._sampling[key] = task
+            task.add_done_callback(lambda _done: self._sampling.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _sample(self, key: int, utc_s: float) -> GridSample:
+        t_s = self.sim.sim_time_at(utc_s)
+        if not self.sim.buffer.covers(t_s):
+            began_s = time.time()
+            await self.sim.buffer.wait_covered(t_s, utc_s + self.max_wait_s - began_s)
+            self.stats.waited += 1
+            self.stats.max_wait_s = max(self.stats.max_wait_s, time.time() - began_s)
+        sample = self.sim.sample_utc(np.array([utc_s]))
+        self.stats.instants += 1
+        if not sample.simulated[0]:
+            self._count_invalid(utc_s, t_s)
         self._cache[key] = sample
         while len(self._cache) > self.keep:
             self._cache.popitem(last=False)
         return sample
+
+    def _count_invalid(self, utc_s: float, t_s: float) -> None:
+        self.stats.invalid += 1
+        self._invalid_since_warning += 1
+        now_s = time.time()
+        if now_s - self._warned_at_s >= WARN_INTERVAL_S:
+            logger.warning(
+                "simulation %.3f s behind instant %.3f after waiting: sent as invalid data "
+                "(%d such instant(s) since the last warning, %d in all)",
+                t_s - self.sim.buffer.end_s,
+                utc_s,
+                self._invalid_since_warning,
+                self.stats.invalid,
+            )
+            self._warned_at_s = now_s
+            self._invalid_since_warning = 0
 
 
 class SimulatedStream:
@@ -68,8 +125,8 @@ class SimulatedStream:
         self.relays: dict[str, PathRelay] = {}
         self.paths = {p.name: p for p in spec.paths if p.enabled}
 
-    def _source(self, soc: int, fraction: int) -> list[PmuData]:
-        return self.meter.measure(self.sampler.at(soc, fraction, self.meter.config.time_base))
+    async def _source(self, soc: int, fraction: int) -> list[PmuData]:
+        return self.meter.measure(await self.sampler.at(soc, fraction, self.meter.config.time_base))
 
     def _server_for(self, path: PathSpec, udp_data_port: int | None) -> PmuServer:
         return PmuServer(
