@@ -3,11 +3,12 @@
 import asyncio
 import time
 
-import c104
 import numpy as np
 import pytest
 
 from tests.simulator.conftest import free_port
+from wams.control.iec104.points import PointCommand, WireResult
+from wams.control.iec104.pool import Iec104Pool
 from wams.simulator.engine.realtime import RealTimeSimulator
 from wams.simulator.fleet import ChannelSpec, Fleet, FleetSpec, PathSpec, PmuSpec, RtuPointSpec, RtuSpec, StreamSpec
 from wams.synchrophasor import PdcClient
@@ -30,34 +31,10 @@ def fleet_spec(rtu_port: int) -> FleetSpec:
     return FleetSpec((stream,), (RtuSpec("127.0.0.1", rtu_port, points),))
 
 
-def operate(port: int, ioa: int, kind: c104.Type, value: object, status_ioa: int, status_kind: c104.Type) -> tuple:
-    """Select and execute one command as a SCADA master would; return (accepted, status value)."""
-    client = c104.Client(tick_rate_ms=50, command_timeout_ms=6000)  # generous: CI machines are loaded
-    connection = client.add_connection(ip="127.0.0.1", port=port, init=c104.Init.ALL)
-    station = connection.add_station(common_address=1)
-    command = station.add_point(io_address=ioa, type=kind, command_mode=c104.CommandMode.SELECT_AND_EXECUTE)
-    status = station.add_point(io_address=status_ioa, type=status_kind)
-    sent: list[str] = []
-
-    def on_send(connection: c104.Connection, data: bytes) -> None:
-        sent.append(c104.explain_bytes(apdu=data))
-
-    connection.on_send_raw(callable=on_send)
-    client.start()
-    try:
-        deadline = time.monotonic() + 5.0
-        while not connection.is_connected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)  # let the master finish its start-up (STARTDT, interrogation, clock sync)
-        command.value = value
-        transmitted_at = time.time()
-        accepted = command.transmit(cause=c104.Cot.ACTIVATION)
-        time.sleep(0.3)
-        status.read()
-        commands = [line for line in sent if kind.name in line and "ACTIVATION" in line]
-        return accepted, status.value, commands, transmitted_at
-    finally:
-        client.stop()
+def operate(port: int, ioa: int, kind: str, action: str, status_ioa: int) -> WireResult:
+    """Select and execute one command as the control app's SCADA master does (blocking)."""
+    pool = Iec104Pool(command_timeout_ms=6000)  # generous: CI machines are loaded
+    return pool.operate(PointCommand("127.0.0.1", port, 1, ioa, status_ioa, kind, action))
 
 
 def test_opening_a_breaker_and_shedding_a_block_show_in_pmu_data_within_1_s():
@@ -72,9 +49,8 @@ def test_opening_a_breaker_and_shedding_a_block_show_in_pmu_data_within_1_s():
         await client.start()
         try:
             before = (await client.receive(timeout_s=3))[1]
-            accepted, state, commands, sent = await asyncio.to_thread(
-                operate, rtu_port, 1001, c104.Type.C_DC_NA_1, c104.Double.OFF, 2001, c104.Type.M_DP_TB_1
-            )
+            opened = await asyncio.to_thread(operate, rtu_port, 1001, "breaker", "open", 2001)
+            sent = opened.sent_at_s
             opened_at = None
             # The master may return long after sending (it can wait out its command timeout): give
             # the frames 3 s from then; the time stamps are checked against the send time below.
@@ -85,9 +61,8 @@ def test_opening_a_breaker_and_shedding_a_block_show_in_pmu_data_within_1_s():
                     opened_at = frame.timestamp_s
                     break
             i414_open = abs((await client.receive(timeout_s=3))[1].pmus[0].phasors[2])
-            shed_ok, shed_state, _, shed_sent = await asyncio.to_thread(
-                operate, rtu_port, 1002, c104.Type.C_SC_NA_1, False, 2002, c104.Type.M_SP_TB_1
-            )
+            shed = await asyncio.to_thread(operate, rtu_port, 1002, "load_block", "shed", 2002)
+            shed_sent = shed.sent_at_s
             shed_seen = None
             deadline = time.time() + 3.0
             while time.time() < deadline:
@@ -95,34 +70,22 @@ def test_opening_a_breaker_and_shedding_a_block_show_in_pmu_data_within_1_s():
                 if abs(abs(frame.pmus[0].phasors[2]) - i414_open) > 0.05 * i414_open and frame.timestamp_s >= shed_sent:
                     shed_seen = frame.timestamp_s
                     break
-            return (
-                before,
-                (accepted, commands),
-                state,
-                sent,
-                opened_at,
-                shed_ok,
-                shed_state,
-                shed_sent,
-                shed_seen,
-                fleet,
-                sim,
-            )
+            return before, opened, opened_at, shed, shed_seen, fleet, sim
         finally:
             await client.close()
             await fleet.stop()
 
-    before, accepted, state, sent, opened_at, shed_ok, shed_state, shed_sent, shed_seen, fleet, sim = asyncio.run(
-        main()
-    )
+    before, opened, opened_at, shed, shed_seen, fleet, sim = asyncio.run(main())
     assert abs(before.pmus[0].phasors[1]) > 50.0  # line 3-4 carries current before
-    accepted, commands = accepted
-    qualifiers = [int(c.rstrip(" )").split()[-1], 16) for c in commands]
-    assert qualifiers == [0x81, 0x01]  # select "open", then execute "open"
-    assert accepted and state == c104.Double.OFF
-    assert opened_at is not None and opened_at - sent < 1.0
-    assert shed_ok and shed_state is False
-    assert shed_seen is not None and shed_seen - shed_sent < 1.0
+    # Select-before-execute: the RTU confirmed the selection, then the execution, then reported the state.
+    assert opened.state == "completed", opened.detail
+    assert opened.sent_at_s <= opened.select_confirmed_at_s <= opened.confirmed_at_s
+    assert opened.device_state == "open"
+    assert opened_at is not None and opened_at - opened.sent_at_s < 1.0
+    assert shed.state == "completed", shed.detail
+    assert shed.sent_at_s <= shed.select_confirmed_at_s <= shed.confirmed_at_s
+    assert shed.device_state == "shed"
+    assert shed_seen is not None and shed_seen - shed.sent_at_s < 1.0
     assert fleet.rtus.commands_applied == 2
     kinds = [e["kind"] for e in sim.truth.data["events"]]
     assert "line_open" in kinds and "load_shed" in kinds
