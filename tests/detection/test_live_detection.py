@@ -93,10 +93,12 @@ def test_under_frequency_on_a_snapshot_stream_raises_one_event_at_measurement_ti
 
 def test_handler_returns_while_the_database_work_is_still_blocked() -> None:
     release = threading.Event()
+    entered = threading.Event()
     applied: list[Detection] = []
 
     def slow_apply(detection: Detection, plan: DetectorPlan) -> None:
         applied.append(detection)
+        entered.set()
         release.wait(10.0)
 
     detector = LiveDetection(plan_loader=default_plan, apply=slow_apply, tidy=None)
@@ -106,6 +108,7 @@ def test_handler_returns_while_the_database_work_is_still_blocked() -> None:
     try:
         assert detector.snapshots == len(stream)
         assert detector.detections == 2  # raised and cleared, both queued
+        assert entered.wait(10.0)  # the worker thread picks up the first detection in its own time
         assert len(applied) == 1  # the worker is still inside the first one
     finally:
         release.set()
