@@ -6,11 +6,14 @@ Live figures start empty and the page's script extends them; history figures car
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dashboards.history import QUANTITIES, PmuWindow
+
+if TYPE_CHECKING:
+    from wams.detection.faultrecords import FaultRecordTraces
 
 Figure = dict[str, Any]
 
@@ -350,3 +353,35 @@ def _band(x: list[float], low: np.ndarray, high: np.ndarray, line_colour: str, n
         "showlegend": False,
         "name": f"{name} min-max",
     }
+
+
+def fault_record_figures(traces: Sequence[FaultRecordTraces]) -> list[tuple[str, Figure]]:
+    """Return one waveform figure per record and unit (e.g. kV, A), time in ms from the trigger."""
+    result: list[tuple[str, Figure]] = []
+    for record in traces:
+        x = [round((float(t) - record.trigger_time_s) * 1000.0, 4) for t in record.time_s]
+        units = sorted({channel.unit or "-" for channel in record.analogs})
+        for unit in units:
+            channels = [c for c in record.analogs if (c.unit or "-") == unit]
+            data = [
+                {
+                    "type": "scattergl",
+                    "mode": "lines",
+                    "name": " ".join(part for part in (c.name, c.phase) if part),
+                    "x": x,
+                    "y": [None if not np.isfinite(v) else float(v) for v in c.values],
+                    "line": {"width": 1.2, "color": colour(i)},
+                }
+                for i, c in enumerate(channels)
+            ]
+            title = f"Fault record {record.station_name or record.name}: {record.sample_rate_hz:g} samples/s ({unit})"
+            figure = {
+                "data": data,
+                "layout": layout(
+                    title,
+                    xaxis=axis("Time from trigger (ms)"),
+                    yaxis=axis(f"Instantaneous value ({unit})"),
+                ),
+            }
+            result.append((f"fault-{record.record_id}-{len(result)}", figure))
+    return result

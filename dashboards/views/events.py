@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from dashboards import access, figures, history, pagedata
 from dashboards.access import page
 from dashboards.replay import EVENT_POST_S, EVENT_PRE_S, SPEEDS
+from wams.detection.faultrecords import fault_record_traces
 from wams.detection.models import Event
 from wams.detection.services import EventActionError, acknowledge_event
 from wams.grid.services import visible_pmus
@@ -87,6 +88,9 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
         "can_operate": access.can_operate(request.user),
         "window_figures": window_figures,
         "window_note": window_note,
+        "fault_figures": [
+            {"id": key, "figure": figure} for key, figure in figures.fault_record_figures(fault_record_traces(event.pk))
+        ],
         "speeds": list(SPEEDS),
         "quantities": sorted(event.quantities.items()) if isinstance(event.quantities, dict) else [],
     }
