@@ -264,7 +264,9 @@ def test_unknown_device_is_refused_and_logged(rtu, grid, operator):
     assert AuditRecord.objects.get(target="device #999999").outcome == "refused"
 
 
-def test_progress_is_published_on_the_control_group(rtu, grid, operator, django_capture_on_commit_callbacks):
+def test_progress_is_published_on_the_control_group(rtu, grid, operator, django_capture_on_commit_callbacks, settings):
+    # The order of progress messages is the subject here, not the Redis layer (its own tests cover it).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,18 @@ from wams.historian.recent import clear_recent_memory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 START = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _embedded(settings: Any) -> Iterator[None]:
+    """Keep the recent window in memory and tasks in-process whatever REDIS_URL says: these tests are about windows."""
+    from wams.celery import app
+
+    settings.REDIS_URL, settings.EMBEDDED, settings.CELERY_TASK_ALWAYS_EAGER = None, True, True
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
 
 
 @pytest.fixture(autouse=True)

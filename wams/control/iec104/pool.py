@@ -35,7 +35,7 @@ COMMAND_TYPE_IDS = frozenset(range(45, 52)) | frozenset(range(58, 65))
 OPEN_RETRY_S = 0.2
 UNMUTE_TRIES = 20
 # How long a command waits for a link to an RTU to start (at least; the command timeout if longer).
-CONNECT_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = 8.0  # a fresh c104 link can take seconds to start on a loaded machine
 # After a refused transmit, how long to wait for the negative confirmation to be seen.
 NEGATIVE_GRACE_S = 0.3
 # c104 2.2.1 can miss the wake-up of a command whose confirmation arrives before it starts waiting
