@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -58,20 +59,30 @@ def _xadd_args(block: SampleBlock, keep_ms: int) -> tuple[str, dict[bytes, bytes
     return streams.recent_key(block.pmu_id), {streams.FIELD_BLOCK: codec.pack_block(block)}, minid
 
 
+def _push_memory(blocks: Iterable[SampleBlock], keep_s: int) -> None:
+    """Add blocks to the in-process recent windows (embedded mode)."""
+    for block in blocks:
+        if len(block):
+            _memory.push(block, keep_s)
+
+
+def _queue_blocks(pipe: Any, blocks: Iterable[SampleBlock], keep_s: int) -> None:
+    """Queue each block's XADD (trimmed to the window) and key expiry on a sync or async pipeline."""
+    for block in blocks:
+        if len(block):
+            key, fields, minid = _xadd_args(block, keep_s * 1000)
+            pipe.xadd(key, fields, minid=minid, approximate=True)
+            pipe.expire(key, keep_s + 10)
+
+
 def push_recent_many(blocks: Iterable[SampleBlock]) -> None:
     """Add blocks to their PMUs' recent windows (one Redis round trip)."""
     keep_s = keep_seconds()
     if not streams.redis_url():
-        for block in blocks:
-            if len(block):
-                _memory.push(block, keep_s)
+        _push_memory(blocks, keep_s)
         return
     pipe = streams.get_redis().pipeline(transaction=False)
-    for block in blocks:
-        if len(block):
-            key, fields, minid = _xadd_args(block, keep_s * 1000)
-            pipe.xadd(key, fields, minid=minid, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(key, keep_s + 10)
+    _queue_blocks(pipe, blocks, keep_s)
     pipe.execute()
 
 
@@ -84,16 +95,10 @@ async def apush_recent_many(blocks: Iterable[SampleBlock]) -> None:
     """Add blocks to the recent windows from async code (never blocks the event loop)."""
     keep_s = keep_seconds()
     if not streams.redis_url():
-        for block in blocks:
-            if len(block):
-                _memory.push(block, keep_s)
+        _push_memory(blocks, keep_s)
         return
     pipe = streams.get_async_redis().pipeline(transaction=False)
-    for block in blocks:
-        if len(block):
-            key, fields, minid = _xadd_args(block, keep_s * 1000)
-            pipe.xadd(key, fields, minid=minid, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(key, keep_s + 10)
+    _queue_blocks(pipe, blocks, keep_s)
     await pipe.execute()
 
 
