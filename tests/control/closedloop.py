@@ -9,8 +9,10 @@ reach the simulator's IEC 104 RTUs through `execute_command`.
 from __future__ import annotations
 
 import asyncio
+import cmath
 import contextlib
 import json
+import math
 import os
 import random
 import signal
@@ -128,9 +130,10 @@ class SimulatorProcess:
 
 @dataclass
 class Recording:
-    """Frequency per PMU id against measurement time, and the payloads fed to the schemes."""
+    """Frequency and voltage angle per PMU id against measurement time, and the payloads fed to the schemes."""
 
     samples: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+    angles_deg: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
     payloads: int = 0
     decisions: list[Any] = field(default_factory=list)
 
@@ -143,7 +146,7 @@ class Collector:
         self.streams = streams
         self.feed = feed
         self.recording = Recording()
-        self.pending: dict[float, dict[int, float]] = {}
+        self.pending: dict[float, dict[int, tuple[float, float]]] = {}
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self.stop_event = threading.Event()
@@ -163,8 +166,13 @@ class Collector:
                 for config, data in zip(client.config.pmus if client.config else [], frame.pmus):
                     pmu_id = pmu_ids.get(config.idcode)
                     if pmu_id is not None:
-                        row[pmu_id] = float(data.frequency_hz)
+                        # The first phasor is the bus voltage (channel order 0 in the demo).
+                        angle_deg = (
+                            math.degrees(cmath.phase(complex(data.phasors[0]))) if len(data.phasors) else math.nan
+                        )
+                        row[pmu_id] = (float(data.frequency_hz), angle_deg)
                         self.recording.samples.setdefault(pmu_id, []).append((t, float(data.frequency_hz)))
+                        self.recording.angles_deg.setdefault(pmu_id, []).append((t, angle_deg))
         with contextlib.suppress(Exception):
             await client.close()
 
@@ -180,7 +188,13 @@ class Collector:
             payload = {
                 "t": instants,
                 "sent_at": time.time(),
-                "pmus": {str(p): {"frequency_hz": [row.get(p) for row in rows]} for p in pmu_ids},
+                "pmus": {
+                    str(p): {
+                        "frequency_hz": [row[p][0] if p in row else None for row in rows],
+                        "angle_deg": [_finite(row[p][1]) if p in row else None for row in rows],
+                    }
+                    for p in pmu_ids
+                },
             }
             self.recording.payloads += 1
             self.recording.decisions.extend(self.feed(payload))
@@ -209,3 +223,14 @@ def mean_frequency(recording: Recording) -> tuple[list[float], list[float]]:
         return [], []
     common = sorted(set.intersection(*(set(s) for s in series)))
     return common, [sum(s[t] for s in series) / len(series) for t in common]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def aligned(series: dict[int, list[tuple[float, float]]], pmu_ids: list[int]) -> tuple[list[float], list[list[float]]]:
+    """Return (times, one value list per PMU in `pmu_ids`) at the instants where every one of them reported."""
+    columns = [dict(series.get(pmu_id, [])) for pmu_id in pmu_ids]
+    common = sorted(set.intersection(*(set(c) for c in columns))) if columns else []
+    return common, [[c[t] for t in common] for c in columns]

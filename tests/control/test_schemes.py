@@ -173,6 +173,61 @@ def test_angle_separation_event_opens_the_tie_breaker(rtu, grid, operator, runti
     assert Command.objects.get(device=grid.breaker).state == "completed"
 
 
+def make_corridor_islanding(grid) -> tuple[Scheme, int, int]:
+    """Corridor angle above 40 deg for 300 ms opens the tie breaker and runs the unit back to 500 MW."""
+    from wams.grid.models import Corridor
+
+    grid_side, pocket_side = (make_pmu(substation=grid.breaker.substation) for _ in range(2))
+    corridor = Corridor.objects.create(name="tie", from_pmu=grid_side, to_pmu=pocket_side, angle_limit_deg=60.0)
+    scheme = Scheme.objects.create(
+        name="Island pocket", owner=grid.org, quantity="angle_separation_deg", comparison="above",
+        corridor=corridor, dry_run=False, reset_ms=60_000,
+    )  # fmt: skip
+    SchemeStage.objects.create(scheme=scheme, number=1, threshold=40.0, duration_ms=300)
+    SchemeAction.objects.create(scheme=scheme, stage=1, device=grid.breaker, action="open")
+    SchemeAction.objects.create(scheme=scheme, stage=1, device=grid.set_point, action="set_point", value=500.0)
+    return scheme, grid_side.pk, pocket_side.pk
+
+
+def angle_snapshot(ids: tuple[int, int], separation_deg: list[float], t0_s: float, base_deg: float = 170.0) -> dict:
+    """A live snapshot payload: the pocket leads the grid side by `separation_deg`, both near +-180 deg (wrapping)."""
+    wrap = lambda a: (a + 180.0) % 360.0 - 180.0  # noqa: E731
+    return {
+        "t": [t0_s + i / 30 for i in range(len(separation_deg))],
+        "sent_at": time.time(),
+        "pmus": {
+            str(ids[0]): {"angle_deg": [wrap(base_deg) for _ in separation_deg]},
+            str(ids[1]): {"angle_deg": [wrap(base_deg + s) for s in separation_deg]},
+        },
+    }
+
+
+def test_corridor_angle_held_above_the_stage_opens_the_tie_and_runs_the_unit_back_once(rtu, grid, operator, runtime):
+    scheme, *ids = make_corridor_islanding(grid)
+    assert arm_scheme(scheme.pk, operator).ok
+    get_runtime().reload()
+    pair = (ids[0], ids[1])
+    t0 = time.time()
+
+    # Angles near +-180 deg wrap; 39.5 deg held, then 41 deg for 200 ms (shorter than the stage): nothing.
+    assert evaluate_snapshot(angle_snapshot(pair, [39.5] * 30, t0)) == []
+    assert evaluate_snapshot(angle_snapshot(pair, [41.0] * 6 + [39.0] * 3, t0 + 1.0)) == []
+    assert rtu.commands_in() == []
+    # Held above 40 deg: the stage fires once the 300 ms are up, and once only.
+    decisions = evaluate_snapshot(angle_snapshot(pair, [41.0, 42.0, 43.0, 44.0, 45.0] * 2, t0 + 2.0))
+    later = evaluate_snapshot(angle_snapshot(pair, [50.0] * 30, t0 + 2.4))
+
+    assert [(d.stage, d.mode) for d in decisions] == [(1, "execute")]
+    assert decisions[0].trigger_time_s == pytest.approx(t0 + 2.0 + 9 / 30)
+    assert decisions[0].quantities["angle_separation_deg"] == pytest.approx(41.0 + 9 % 5, abs=1e-6)
+    assert later == []
+    assert rtu.state(1011) == c104.Double.OFF
+    assert rtu.state(1013) == pytest.approx(500.0)
+    assert sorted(Command.objects.filter(scheme=scheme).values_list("action", "state")) == [
+        ("open", "completed"), ("set_point", "completed"),
+    ]  # fmt: skip
+
+
 def test_rule_command_is_refused_when_the_scheme_was_disarmed_meanwhile(rtu, grid, operator):
     scheme = make_islanding(grid)
 

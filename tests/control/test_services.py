@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from typing import Any
 
 import c104
 import pytest
@@ -264,32 +266,103 @@ def test_unknown_device_is_refused_and_logged(rtu, grid, operator):
     assert AuditRecord.objects.get(target="device #999999").outcome == "refused"
 
 
-def test_progress_is_published_on_the_control_group(rtu, grid, operator, django_capture_on_commit_callbacks, settings):
-    # The order of progress messages is the subject here, not the Redis layer (its own tests cover it).
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+def receive_progress(layer, channel: str, until_state: str = "completed", timeout_s: float = 5.0) -> list[tuple]:
+    """Receive control messages on `channel` until one reaches `until_state`; return (command, state, device state).
+
+    Every receive runs in one event loop: the Redis layer removes a received message from its
+    backup queue in a task of the receiving loop, and a loop ended per receive (`async_to_sync`
+    around each call) cancels that task, so the next receive gets the same message again.
+    """
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    from wams import live
+
+    async def collect() -> list[tuple]:
+        states = []
+        for _ in range(10):
+            message = await asyncio.wait_for(layer.receive(channel), timeout_s)
+            payload = message["payload"]
+            assert message["type"] == live.EVENT_CONTROL
+            assert set(payload) >= {"device_id", "command_id", "state", "detail", "device_state"}
+            states.append((payload["command_id"], payload["state"], payload["device_state"]))
+            if payload["state"] == until_state:
+                break
+        return states
+
+    return async_to_sync(collect)()
+
+
+def test_progress_is_published_on_the_control_group(rtu, grid, operator, django_capture_on_commit_callbacks):
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
     from wams import live
 
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(live.GROUP_CONTROL, channel)
+    layer = get_channel_layer()  # in memory, or Redis under REDIS_URL
+
+    async def join() -> str:
+        channel = await layer.new_channel()
+        await layer.group_add(live.GROUP_CONTROL, channel)
+        return channel
+
+    channel = async_to_sync(join)()
 
     with django_capture_on_commit_callbacks(execute=True):
         result = execute_command(CommandRequest(action="open", device_id=grid.breaker.pk, user=operator, reason="x"))
 
-    states = []
-    for _ in range(10):
-        message = async_to_sync(layer.receive)(channel)
-        payload = message["payload"]
-        assert message["type"] == live.EVENT_CONTROL
-        assert set(payload) >= {"device_id", "command_id", "state", "detail", "device_state"}
-        states.append((payload["command_id"], payload["state"], payload["device_state"]))
-        if payload["state"] == "completed":
-            break
+    states = receive_progress(layer, channel)
     assert states[-1] == (result.command_id, "completed", "open")
     assert (result.command_id, "executing", "") in states
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_socket_follows_a_command_to_completion_over_the_redis_layer(rtu, grid, operator, settings):
+    """The browser-facing path: committed progress, Redis layer, the control consumer, the socket."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL (the Redis channel layer)")
+    from asgiref.sync import async_to_sync, sync_to_async
+    from channels.auth import AuthMiddlewareStack
+    from channels.layers import channel_layers
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from wams.control.routing import websocket_urlpatterns
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": f"wams-test-{uuid.uuid4().hex[:8]}"},
+        }
+    }
+    channel_layers.backends.clear()
+    app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+    async def body() -> tuple[Any, list[tuple]]:
+        communicator = WebsocketCommunicator(app, "/ws/control/")
+        communicator.scope["user"] = operator
+        connected, _ = await communicator.connect()
+        assert connected
+        # Sent from a worker thread, outside any transaction, as a view or a scheme's pool thread does.
+        request = CommandRequest(action="open", device_id=grid.breaker.pk, user=operator, reason="x")
+        result = await sync_to_async(execute_command, thread_sensitive=False)(request)
+        seen = []
+        while not seen or seen[-1][1] != "completed":
+            message = await communicator.receive_json_from(timeout=5)
+            assert message["type"] == "control" and message["device_id"] == grid.breaker.pk
+            seen.append((message["command_id"], message["state"], message["device_state"]))
+        await communicator.disconnect()
+        return result, seen
+
+    try:
+        result, seen = async_to_sync(body)()
+    finally:
+        channel_layers.backends.clear()
+    assert seen[-1] == (result.command_id, "completed", "open")
+    assert [state for _c, state, _d in seen].count("completed") == 1
+    assert (result.command_id, "executing", "") in seen
 
 
 def test_devices_added_after_the_rtu_link_opened_are_commanded_on_the_same_link(rtu, grid, operator):

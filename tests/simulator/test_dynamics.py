@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wams.simulator.engine.dynamics import GridDynamics
-from wams.simulator.engine.scenarios import plan_scenario
+from wams.simulator.engine.scenarios import parse_scenario_arg, plan_scenario
 
 F0 = 60.0
 
@@ -109,3 +109,60 @@ def test_voltage_decline_lowers_the_area_voltages_slowly(ieee39):
     drop = v[0, loads] - v[-1, loads]
     assert np.all(drop > 0.01)
     assert np.max(np.abs(np.diff(v[:, loads], axis=0))) < 0.01  # a ramp, no step
+
+
+def separation_deg(dyn: GridDynamics, chunks, a: int = 39, b: int = 29) -> np.ndarray:
+    """Return the unwrapped angle of bus `b` behind bus `a` in degrees (positive: `b` leads)."""
+    angle = stack(chunks, "bus_angle_rad")
+    return np.degrees(angle[:, dyn.bus_column(b)] - angle[:, dyn.bus_column(a)])
+
+
+def test_angle_separation_ramp_drives_the_seabrook_pocket_out_of_step(ieee39):
+    _before, after, t = run_plan(
+        ieee39, "angle_separation", 1.0, 20.0, rate_mw_per_s=60.0, duration_s=15.0, ramp_delay_s=1.0
+    )
+    sep = separation_deg(ieee39, after)
+    f_pocket = stack(after, "bus_frequency_pu")[:, ieee39.bus_column(29)] * F0
+    early = (t > 2.5) & (t < 8.0)
+    assert np.all(np.diff(sep[early]) > -0.5)  # the ramp opens the angle steadily
+    assert sep[early][-1] - sep[early][0] > 10.0
+    assert sep.max() > 360.0  # at least one pole slipped
+    assert f_pocket.max() > F0 + 1.0  # the pocket runs away from the grid
+
+
+def test_opening_the_cut_set_at_40_degrees_with_a_runback_keeps_both_islands_near_nominal(ieee39):
+    plan = plan_scenario(ieee39, "angle_separation", 1.0, rate_mw_per_s=60.0, duration_s=15.0, ramp_delay_s=1.0)
+    assert plan.params["pocket_buses"] == [28, 29, 38]
+    actions = sorted(plan.actions, key=lambda a: a.t_s)
+    chunks, islanded_s = [], None
+    while ieee39.t_s < 20.0 - 1e-9:
+        while actions and actions[0].t_s <= ieee39.t_s + 1e-9:
+            actions.pop(0).apply(ieee39)
+        chunk = ieee39.advance_to(ieee39.t_s + 0.125)
+        chunks.append(chunk)
+        a = np.degrees(chunk.bus_angle_rad[-1])
+        if islanded_s is None and abs(a[ieee39.bus_column(29)] - a[ieee39.bus_column(39)]) > 40.0:
+            for line in plan.params["cut_lines"]:
+                if ieee39.line_closed[ieee39.uid("Line", line)]:
+                    ieee39.set_line_status(line, False)
+            ieee39.set_generator_setpoint(plan.params["generator"], 500.0)
+            islanded_s = ieee39.t_s
+    assert islanded_s is not None
+    t = np.concatenate([c.t_s for c in chunks])
+    f = stack(chunks, "bus_frequency_pu") * F0
+    after = t > islanded_s
+    pocket, grid = f[after, ieee39.bus_column(29)], f[after, ieee39.bus_column(39)]
+    assert np.abs(pocket - F0).max() < 1.0 and np.abs(grid - F0).max() < 1.0
+    late = t > 17.0
+    assert np.ptp(f[late, ieee39.bus_column(29)]) < 0.1  # settled: no slipping in the island
+
+
+def test_angle_separation_takes_its_cut_set_from_the_command_line_and_records_the_pocket(ieee39):
+    name, params, at_s = parse_scenario_arg("angle-separation:cut_lines=Line_32+Line_33,rate_mw_per_s=30@5")
+    plan = plan_scenario(ieee39, name, at_s, **params)
+
+    assert plan.params["cut_lines"] == ["Line_32", "Line_33"] and plan.params["trip_line"] == "Line_33"
+    assert plan.params["pocket_buses"] == [28, 29, 38] and plan.params["ramp_start_s"] == 7.0
+    assert plan.notes["initial_export_mw"] == pytest.approx(764.8 - 283.5 - 206.0, abs=0.2)
+    with pytest.raises(ValueError, match="do not cut"):
+        plan_scenario(ieee39, "angle_separation", 1.0, cut_lines="Line_32")

@@ -62,6 +62,19 @@ def test_fleet_from_grid_model_has_every_stream_with_two_paths_and_the_rtus():
     assert kinds == ["breaker", "generator_setpoint", "load_block"]
 
 
+def test_rtus_from_the_grid_model_match_the_database_free_demo_layout():
+    from wams.simulator.fleet.demo import demo_fleet_spec
+
+    load_demo_topology()
+    from_grid = {(r.port, p.name, p.kind, p.common_address, p.ioa, p.status_ioa, p.line, p.bus)
+                 for r in services.fleet_spec_from_grid().rtus for p in r.points}  # fmt: skip
+    from_demo = {(r.port, p.name, p.kind, p.common_address, p.ioa, p.status_ioa, p.line, p.bus)
+                 for r in demo_fleet_spec().rtus for p in r.points}  # fmt: skip
+    assert from_grid == from_demo
+    cut = {p[1]: p[4] for p in from_grid if p[1] in ("Breaker 26-28 Scobie", "Breaker 26-29 Scobie")}
+    assert cut == {"Breaker 26-28 Scobie": 1015, "Breaker 26-29 Scobie": 1016}  # after every earlier IOA
+
+
 def test_admin_requests_start_a_scenario_and_flag_a_pmu_on_the_running_fleet():
     load_demo_topology(demo_ports())
     full = services.fleet_spec_from_grid()

@@ -116,7 +116,10 @@ LOAD_BLOCKS = [
     ("Load block Woburn", 24, 100.0, "netso"),
     ("Load block Agawam", 3, 100.0, "netso"),
 ]
-GENERATOR_SETPOINTS = [("Lake Road unit set point", 32)]
+GENERATOR_SETPOINTS = [("Lake Road unit set point", 32), ("Seabrook unit set point", 38)]
+# The cut set between the Seabrook generation pocket (buses 28, 29, 38) and the grid, opened by
+# controlled islanding. Listed after the set points so earlier devices keep their IOAs.
+ISLANDING_BREAKERS = [("Breaker 26-28 Scobie", (26, 28)), ("Breaker 26-29 Scobie", (26, 29))]
 
 REPORTING_RATE_FPS = 30
 PMU_PORT_BASE = 20000

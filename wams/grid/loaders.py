@@ -237,26 +237,29 @@ def _load_controllables(
         index = rtu_index[substation.code]
         return ports.rtu_port_base + index, index + 1
 
-    ioa = 1000
-    for name, (a, b) in demo.BREAKERS:
-        substation = buses[a].substation
-        port, common = address(substation)
-        ioa += 1
-        ControllableDevice.objects.update_or_create(
-            name=name,
-            defaults={
-                "kind": ControllableDevice.Kind.BREAKER,
-                "substation": substation,
-                "owner": substation.owner,
-                "line": lines[frozenset((a, b))],
-                "bus": buses[a],
-                "iec104_host": ports.host,
-                "iec104_port": port,
-                "common_address": common,
-                "ioa": ioa,
-                "status_ioa": ioa + 1000,
-            },
-        )
+    def breakers(items: list[tuple[str, tuple[int, int]]], ioa: int) -> int:
+        for name, (a, b) in items:
+            substation = buses[a].substation
+            port, common = address(substation)
+            ioa += 1
+            ControllableDevice.objects.update_or_create(
+                name=name,
+                defaults={
+                    "kind": ControllableDevice.Kind.BREAKER,
+                    "substation": substation,
+                    "owner": substation.owner,
+                    "line": lines[frozenset((a, b))],
+                    "bus": buses[a],
+                    "iec104_host": ports.host,
+                    "iec104_port": port,
+                    "common_address": common,
+                    "ioa": ioa,
+                    "status_ioa": ioa + 1000,
+                },
+            )
+        return ioa
+
+    ioa = breakers(demo.BREAKERS, 1000)
     for name, bus_number, mw, owner in demo.LOAD_BLOCKS:
         substation = buses[bus_number].substation
         port, common = address(substation)
@@ -294,6 +297,7 @@ def _load_controllables(
                 "status_ioa": ioa + 1000,
             },
         )
+    breakers(demo.ISLANDING_BREAKERS, ioa)
 
 
 def _load_groups_and_policies(pmus: dict[int, Pmu]) -> None:

@@ -119,6 +119,46 @@ class LoadRamp:
         return 1.0 + self.mask * self.p_rate_per_s * elapsed, 1.0 + self.mask * self.q_rate_per_s * elapsed
 
 
+def shift_governor_reference(dyn: GridDynamics, generator: Any, delta_mw: float) -> None:
+    """Move a generator's governor reference by `delta_mw` (between steps or from the step hook)."""
+    for name in ("TGOV1N", "TGOV1"):
+        model = getattr(dyn.system, name, None)
+        if model is None or not model.n:
+            continue
+        for k, syn in enumerate(model.syn.v):
+            if syn == generator:
+                model.paux0.v[k] += delta_mw / dyn.base_mva
+
+
+class GeneratorRamp:
+    """A generator's governor reference moves at a steady rate for a while (a scheduled ramp).
+
+    Increments are added to whatever reference the unit has, so a set point written meanwhile
+    (an operator or a scheme running the unit back) is kept and the ramp goes on from it.
+    """
+
+    def __init__(
+        self, dyn: GridDynamics, generator: Any, rate_mw_per_s: float, t_start_s: float, duration_s: float
+    ) -> None:
+        """Move `generator`'s reference by `rate_mw_per_s` from `t_start_s` for `duration_s`."""
+        self.name = f"generator_ramp_{generator}"
+        self.dyn = dyn
+        self.generator = generator
+        self.rate_mw_per_s = rate_mw_per_s
+        self.t_start_s = t_start_s
+        self.t_end_s = t_start_s + duration_s
+        self.done_s = t_start_s
+        self.ones = np.ones(len(dyn.load_ids))
+
+    def factors(self, t_s: float) -> tuple[FloatArray, FloatArray] | None:
+        """Add the ramp's increment since the last step to the reference; leave the loads alone."""
+        reach_s = min(max(t_s, self.t_start_s), self.t_end_s)
+        if reach_s > self.done_s:
+            shift_governor_reference(self.dyn, self.generator, self.rate_mw_per_s * (reach_s - self.done_s))
+            self.done_s = reach_s
+        return None if t_s >= self.t_end_s else (self.ones, self.ones)
+
+
 # ---------------------------------------------------------------------------------- planners
 
 
@@ -291,6 +331,93 @@ def plan_voltage_decline(
     )  # fmt: skip
 
 
+#: Per case: the exporting unit, the parallel path lost first and the cut set joining its pocket to the grid.
+ANGLE_SEPARATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Seabrook (GENROU_9, bus 38, 1684 MVA, 765 MW) reaches the grid through buses 29 and 28 and
+    # the two lines 26-29 and 26-28; the rest of the 39-bus network is too stiff for a ramp to pull
+    # an area out of step. With 26-29 lost, the unit's export over 26-28 loses synchronism near
+    # 1300 MW of output (about 810 MW exported), some 33 s into the default 20 MW/s ramp.
+    "ieee39": {"generator": "GENROU_9", "trip_line": "Line_33", "cut_lines": ("Line_32", "Line_33")},
+}
+
+
+def plan_angle_separation(
+    dyn: GridDynamics,
+    t0: float,
+    *,
+    generator: Any = None,
+    trip_line: Any = None,
+    cut_lines: Any = None,
+    rate_mw_per_s: float = 20.0,
+    duration_s: float = 35.0,
+    ramp_delay_s: float = 2.0,
+) -> ScenarioPlan:
+    """Lose a parallel path out of a generation pocket, then ramp the pocket's export until it slips.
+
+    The unit's governor reference rises by `rate_mw_per_s` for `duration_s` while the loads outside
+    the pocket grow by as much (constant power factor), so the transfer over the cut set grows and
+    the system frequency stays near nominal; the angle across the cut grows towards loss of
+    synchronism, after which the pocket slips poles against the grid.
+    """
+    defaults = ANGLE_SEPARATION_DEFAULTS.get(dyn.spec.name, {})
+    if (generator is None or cut_lines is None) and not defaults:
+        raise ValueError(f"case {dyn.spec.name} has no angle-separation preset; give generator and cut_lines")
+    gen = _coerce(dyn.generator_ids, defaults["generator"] if generator is None else generator)
+    names = defaults["cut_lines"] if cut_lines is None else cut_lines
+    cut = [_coerce(dyn.line_ids, ln) for ln in (names.split("+") if isinstance(names, str) else names)]
+    lost = defaults.get("trip_line") if trip_line is None else trip_line
+    tripped = None if lost in (None, "", "none") else _coerce(dyn.line_ids, lost)
+    gen_bus = dyn.generator_buses[dyn.uid("GENROU", gen)]
+    pocket = _component(dyn, gen_bus, set(cut))
+    if len(pocket) == len(dyn.bus_ids):
+        raise ValueError(f"lines {cut} do not cut bus {gen_bus} off the grid")
+    outside = np.array([bus not in pocket for bus in dyn.load_buses])
+    outside_mw = float(dyn.load_base_mw[outside].sum())
+    relative_per_s = rate_mw_per_s / outside_mw
+    ramp_start_s = t0 + ramp_delay_s
+    unit_ramp = GeneratorRamp(dyn, gen, rate_mw_per_s, ramp_start_s, duration_s)
+    load_ramp = LoadRamp(outside, relative_per_s, relative_per_s, ramp_start_s, duration_s, name="transfer_ramp_loads")
+
+    def start_ramps(d: GridDynamics) -> AppliedEvent:
+        d.add_modulator(load_ramp)
+        return d.add_modulator(unit_ramp)
+
+    actions = []
+    if tripped is not None:
+        actions.append(TimedAction(t0, f"open {tripped}", lambda d: d.set_line_status(tripped, False)))
+    actions.append(TimedAction(ramp_start_s, f"ramp {gen} +{rate_mw_per_s:g} MW/s", start_ramps))
+    pocket_load_mw = float(dyn.load_base_mw[~outside].sum())
+    initial_mw = float(dyn.system.GENROU.Pe.v[dyn.uid("GENROU", gen)]) * dyn.base_mva
+    return ScenarioPlan(
+        "angle_separation",
+        t0,
+        {"generator": gen, "generator_bus": gen_bus, "trip_line": None if tripped is None else str(tripped),
+         "cut_lines": [str(ln) for ln in cut], "pocket_buses": sorted(pocket), "rate_mw_per_s": rate_mw_per_s,
+         "duration_s": duration_s, "ramp_start_s": ramp_start_s},
+        actions,
+        notes={"initial_generation_mw": round(initial_mw, 1), "pocket_load_mw": round(pocket_load_mw, 1),
+               "initial_export_mw": round(initial_mw - pocket_load_mw, 1),
+               "ramp_mw": rate_mw_per_s * duration_s},
+    )  # fmt: skip
+
+
+def _component(dyn: GridDynamics, start: Any, removed: set[Any]) -> set[Any]:
+    """Return the buses reached from `start` over closed lines not in `removed`."""
+    neighbours: dict[Any, list[Any]] = {}
+    for line, (b1, b2), closed in zip(dyn.line_ids, dyn.line_buses, dyn.line_closed):
+        if closed and line not in removed:
+            neighbours.setdefault(b1, []).append(b2)
+            neighbours.setdefault(b2, []).append(b1)
+    seen = {start}
+    todo = [start]
+    while todo:
+        for bus in neighbours.get(todo.pop(), []):
+            if bus not in seen:
+                seen.add(bus)
+                todo.append(bus)
+    return seen
+
+
 Planner = Callable[..., ScenarioPlan]
 
 SCENARIOS: dict[str, Planner] = {
@@ -303,6 +430,7 @@ SCENARIOS: dict[str, Planner] = {
     "forced_oscillation": plan_forced_oscillation,
     "islanding": plan_islanding,
     "voltage_decline": plan_voltage_decline,
+    "angle_separation": plan_angle_separation,
 }
 
 

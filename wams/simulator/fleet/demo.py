@@ -80,6 +80,10 @@ def _demo_rtus(host: str, port_base: int) -> tuple[RtuSpec, ...]:
         code, common = station(bus)
         ioa += 1
         points.setdefault(code, []).append(RtuPointSpec(name, "generator_setpoint", common, ioa, ioa + 1000, bus=bus))
+    for name, (a, b) in demo.ISLANDING_BREAKERS:
+        code, common = station(a)
+        ioa += 1
+        points.setdefault(code, []).append(RtuPointSpec(name, "breaker", common, ioa, ioa + 1000, line=(a, b), bus=a))
     return tuple(RtuSpec(host, port_base + index[code], tuple(pts)) for code, pts in points.items())
 
 
