@@ -118,3 +118,14 @@ def env_choice(name: str, default: str, choices: tuple[str, ...], environ: Mappi
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
     return value
+
+
+def env_event_loop(name: str = "WAMS_PDC_EVENT_LOOP", environ: Mapping[str, str] | None = None) -> str:
+    """Return "uvloop" or "asyncio": default uvloop when installed; fail if uvloop is asked for and missing."""
+    import importlib.util
+
+    has_uvloop = importlib.util.find_spec("uvloop") is not None
+    value = env_choice(name, "uvloop" if has_uvloop else "asyncio", ("uvloop", "asyncio"), environ)
+    if value == "uvloop" and not has_uvloop:
+        raise ImproperlyConfigured(f"{name}=uvloop but uvloop is not installed (pip install uvloop, or use asyncio)")
+    return value

@@ -13,10 +13,17 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
-async def run_schedule(stop: asyncio.Event, schedule: dict[str, dict[str, Any]] | None = None) -> None:
-    """Call every scheduled task in-process at its period until `stop` is set."""
+def load_tasks() -> Any:
+    """Return the Celery app with every app's tasks module imported, as a worker does at start."""
     from wams.celery import app
 
+    app.loader.import_default_modules()  # runs the autodiscovery that `app.autodiscover_tasks()` only promised
+    return app
+
+
+async def run_schedule(stop: asyncio.Event, schedule: dict[str, dict[str, Any]] | None = None) -> None:
+    """Call every scheduled task in-process at its period until `stop` is set."""
+    app = load_tasks()
     schedule = settings.CELERY_BEAT_SCHEDULE if schedule is None else schedule
     loops = [asyncio.create_task(_every(stop, app, name, entry)) for name, entry in schedule.items()]
     try:
@@ -29,7 +36,11 @@ async def run_schedule(stop: asyncio.Event, schedule: dict[str, dict[str, Any]] 
 
 async def _every(stop: asyncio.Event, app: Any, name: str, entry: dict[str, Any]) -> None:
     period_s = float(entry["schedule"])
-    task = app.tasks[entry["task"]]
+    try:
+        task = app.tasks[entry["task"]]
+    except KeyError:
+        logger.error("periodic task %s: no task named %s", name, entry["task"])
+        raise
     args = entry.get("args", ())
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):

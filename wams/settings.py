@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from wams.env import env_bool, env_choice, env_database, env_int, env_list, env_redis_url, env_str
+from wams.env import env_bool, env_choice, env_database, env_event_loop, env_int, env_list, env_redis_url, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("WAMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -141,11 +141,13 @@ WAMS_PDC_SHARDS = env_int("WAMS_PDC_SHARDS", 1, minimum=1)
 if WAMS_PDC_SHARD >= WAMS_PDC_SHARDS:
     raise ImproperlyConfigured(f"WAMS_PDC_SHARD={WAMS_PDC_SHARD} must be below WAMS_PDC_SHARDS={WAMS_PDC_SHARDS}")
 WAMS_LIVE_RATE_HZ = env_int("WAMS_LIVE_RATE_HZ", 10, minimum=1, maximum=60)
-WAMS_PDC_BLOCK_SECONDS = env_int("WAMS_PDC_BLOCK_SECONDS", 5, minimum=1, maximum=60)
+WAMS_PDC_BLOCK_SECONDS = env_int("WAMS_PDC_BLOCK_SECONDS", 1, minimum=1, maximum=60)
 WAMS_PDC_TLS_CA_FILE = env_str("WAMS_PDC_TLS_CA_FILE", "")
+WAMS_PDC_EVENT_LOOP = env_event_loop("WAMS_PDC_EVENT_LOOP")  # uvloop (default when installed) or asyncio
 WAMS_HISTORIAN_COMPRESSION = env_choice("WAMS_HISTORIAN_COMPRESSION", "zstd", ("zstd", "zlib", "lzma"))
 WAMS_HISTORIAN_LOSSLESS = env_bool("WAMS_HISTORIAN_LOSSLESS", default=True)
 WAMS_HISTORIAN_RECENT_S = env_int("WAMS_HISTORIAN_RECENT_S", 120, minimum=1, maximum=3600)
+WAMS_HISTORIAN_CHUNK_SECONDS = env_int("WAMS_HISTORIAN_CHUNK_SECONDS", 30, minimum=1, maximum=600)
 WAMS_HISTORIAN_CLAIM_IDLE_MS = env_int("WAMS_HISTORIAN_CLAIM_IDLE_MS", 30_000, minimum=100)
 WAMS_HTTP_PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 WAMS_CONTROL_SELECT_TIMEOUT_S = env_int("WAMS_CONTROL_SELECT_TIMEOUT_S", 30, minimum=1, maximum=600)
@@ -160,5 +162,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},  # not a line per task run (several a second)
+    },
 }

@@ -11,6 +11,7 @@ from hypothesis.extra import numpy as hnp
 from tests.historian.helpers import T0_US, assert_blocks_equal, make_block, times_us
 from wams.historian import codec
 from wams.historian.blocks import SampleBlock
+from wams.historian.codec.format import HEADER_STRUCT, SECTION_STRUCT
 
 
 @pytest.mark.parametrize("compression", ["zstd", "zlib", "lzma", "none"])
@@ -124,27 +125,62 @@ def test_any_float64_values_round_trip_exactly(values: np.ndarray, lossless_phas
     assert_blocks_equal(codec.decode_block(codec.encode_block(block), 1), block)
 
 
+def _assert_parts_equal_block(parts: codec.ChunkParts, block: SampleBlock) -> None:
+    """Check batch-decoded parts against a block (magnitude and angle at float32 precision)."""
+    np.testing.assert_array_equal(parts.timestamp_us, block.timestamp_us)
+    np.testing.assert_array_equal(parts.stat, block.stat)
+    assert parts.frequency is not None and parts.magnitude is not None and parts.angle_rad is not None
+    np.testing.assert_array_equal(parts.frequency[0], block.frequency_hz)  # residuals applied
+    np.testing.assert_array_equal(parts.frequency[1], block.rocof_hz_per_s)
+    np.testing.assert_allclose(parts.magnitude, np.abs(block.phasors).T, rtol=1e-7)
+    np.testing.assert_allclose(parts.angle_rad, np.angle(block.phasors).T, rtol=0, atol=1e-6)
+    assert parts.analogs is not None and parts.digitals is not None
+    np.testing.assert_array_equal(parts.analogs, block.analogs.T)
+    np.testing.assert_array_equal(parts.digitals, block.digitals.T)
+
+
 def test_batch_decode_matches_single_chunk_decode_across_shapes_and_residuals() -> None:
     plain = [make_block(1, first=30 * i, n=30, n_phasors=3, n_analogs=2, n_digitals=1, seed=i) for i in range(3)]
     odd = make_block(1, first=90, n=30, n_phasors=3, n_analogs=2, n_digitals=1, seed=9)
     odd.frequency_hz = odd.frequency_hz + 1e-9  # not float32s: this chunk carries residuals
+    odd.analogs[:, 1] += 1e-9  # one of two analog columns inexact
     odd.phasors[:, 0] = odd.phasors[:, 0].real.astype(np.float32) + 1j * odd.phasors[:, 0].imag.astype(np.float32)
     short = make_block(1, first=120, n=10, n_phasors=1, n_analogs=0, n_digitals=2, seed=4)
     blocks = [*plain, odd, short]
     datas = [codec.encode_block(block) for block in blocks]
-    runs = codec.decode_parts_many(datas, frequency=True, phasors=True, analogs=True, digitals=True)
-    assert [len(run.timestamp_us) for run in runs] == [120, 10]  # same-shape chunks decode as one run
-    first_run = codec.concat_blocks(blocks[:4])
-    np.testing.assert_array_equal(runs[0].timestamp_us, first_run.timestamp_us)
-    np.testing.assert_array_equal(runs[0].stat, first_run.stat)
-    assert runs[0].frequency is not None and runs[0].magnitude is not None and runs[0].angle_rad is not None
-    np.testing.assert_array_equal(runs[0].frequency[0], first_run.frequency_hz)  # residuals applied
-    np.testing.assert_array_equal(runs[0].frequency[1], first_run.rocof_hz_per_s)
-    np.testing.assert_allclose(runs[0].magnitude, np.abs(first_run.phasors).T, rtol=1e-7)
-    np.testing.assert_allclose(runs[0].angle_rad, np.angle(first_run.phasors).T, rtol=0, atol=1e-6)
-    assert runs[0].analogs is not None and runs[0].digitals is not None
-    np.testing.assert_array_equal(runs[0].analogs, first_run.analogs.T)
-    np.testing.assert_array_equal(runs[0].digitals, first_run.digitals.T)
-    assert runs[1].digitals is not None and runs[1].analogs is not None
-    np.testing.assert_array_equal(runs[1].digitals, short.digitals.T)
-    assert runs[1].analogs.shape == (0, 10)
+    parts = codec.decode_parts_many(datas, frequency=True, phasors=True, analogs=True, digitals=True)
+    joined = codec.concat_blocks(blocks)  # channels a chunk lacks: NaN, digitals 0
+    assert len(parts) == 130
+    _assert_parts_equal_block(parts, joined)
+    assert parts.frequency is not None and parts.frequency.dtype == np.float64  # residuals need float64
+
+
+def test_batch_decode_keeps_float32_and_joins_interleaved_lengths_and_compressions() -> None:
+    lengths = [30, 30, 900, 30, 45, 30, 900, 30]  # 1 s blocks between compacted ones, interleaved shapes
+    firsts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    blocks = [
+        make_block(1, first=int(first), n=n, n_phasors=3, n_analogs=1, n_digitals=1, seed=i)
+        for i, (first, n) in enumerate(zip(firsts, lengths, strict=True))
+    ]
+    datas = [codec.encode_block(block, "zlib" if i in (3, 4) else "zstd") for i, block in enumerate(blocks)]
+    parts = codec.decode_parts_many(datas, frequency=True, phasors=True, analogs=True, digitals=True)
+    _assert_parts_equal_block(parts, codec.concat_blocks(blocks))
+    assert parts.frequency is not None and parts.magnitude is not None
+    assert parts.frequency.dtype == np.float32 and parts.magnitude.dtype == np.float32  # no float64 copies
+    header = codec.read_header(datas[0])
+    table = HEADER_STRUCT.size + (len(header.sections) - 1) * SECTION_STRUCT.size  # the last section's entry
+    section_id, length, raw_length = SECTION_STRUCT.unpack_from(datas[0], table)
+    corrupt = bytearray(datas[0])
+    SECTION_STRUCT.pack_into(corrupt, table, section_id, length, raw_length + 1)
+    with pytest.raises(codec.ChunkFormatError, match="lengths"):
+        codec.decode_parts_many([bytes(corrupt)], digitals=True)
+
+
+def test_batch_decode_of_rectangular_phasors_gives_polar_values() -> None:
+    block = make_block(1, n=60, n_phasors=2)
+    real, imag = (part.astype(np.float32).astype(np.float64) for part in (block.phasors.real, block.phasors.imag))
+    block.phasors = real + 1j * imag  # rectangular float32 on the wire
+    parts = codec.decode_parts_many([codec.encode_block(block)], phasors=True)
+    assert parts.magnitude is not None and parts.angle_rad is not None
+    np.testing.assert_allclose(parts.magnitude, np.abs(block.phasors).T, rtol=1e-15)
+    np.testing.assert_allclose(parts.angle_rad, np.angle(block.phasors).T, rtol=1e-15)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -120,3 +121,24 @@ def test_block_of_an_unknown_pmu_is_dead_lettered_without_blocking_the_others(re
     assert report.dead_lettered == 2
     assert client.xlen(streams.DEAD_LETTER_STREAM) == 2
     assert _pending(client) == 0
+
+
+@pytest.mark.redis
+def test_a_waiting_consumer_stores_a_block_handed_over_after_it_started(redis_url: str) -> None:
+    pmu = make_pmu()
+    first, later = _blocks(pmu.pk, 2)
+    handoff.submit_block(first)
+    timer = threading.Timer(0.5, handoff.submit_block, args=(later,))
+    timer.start()
+    try:
+        report = handoff.consume("waiting", max_seconds=3.0, wait=True)  # the later block arrives meanwhile
+    finally:
+        timer.join()
+    assert report.samples_stored == 300 and report.entries == 2
+    assert _pending(streams.get_redis()) == 0
+    timer = threading.Timer(0.3, handoff.submit_block, args=(make_block(pmu.pk, first=300, seed=9),))
+    timer.start()
+    try:
+        assert handoff.consume("polling", max_seconds=3.0).samples_stored == 0  # without wait: returns at once
+    finally:
+        timer.join()

@@ -9,7 +9,14 @@ from tests.conftest import make_pmu
 from tests.historian.helpers import T0_US, assert_blocks_equal, make_block
 from wams.historian import codec
 from wams.historian.models import Chunk
-from wams.historian.services import CHUNK_MAX_SAMPLES, CHUNK_MAX_SPAN_US, UnknownPmuError, ingest, read_stored
+from wams.historian.services import (
+    CHUNK_MAX_SAMPLES,
+    CHUNK_MAX_SPAN_US,
+    UnknownPmuError,
+    ingest,
+    ingest_many,
+    read_stored,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +107,27 @@ def test_block_spanning_more_than_a_chunk_span_is_split_and_found_again() -> Non
     stored = read_stored(pmu.pk, T0_US + 500_000_000, T0_US + 1_300_000_000)
     assert stored is not None
     np.testing.assert_array_equal(stored.timestamp_us, block.timestamp_us[2:])
+
+
+def test_a_batch_of_several_pmus_stores_each_sample_once_even_when_blocks_of_the_batch_overlap() -> None:
+    pmus = [make_pmu() for _ in range(3)]
+    wholes = [make_block(pmu.pk, n=90, seed=k) for k, pmu in enumerate(pmus)]
+    ingest(codec.take_samples(wholes[0], slice(0, 30)))  # stored before the batch
+    batch = []
+    for whole in reversed(wholes):  # PMUs in descending id order: locks are still taken in id order
+        batch += [codec.take_samples(whole, slice(60, 90)), codec.take_samples(whole, slice(0, 45))]
+        batch += [codec.take_samples(whole, slice(30, 75)), codec.take_samples(whole, slice(60, 90))]
+    assert ingest_many(batch) == 3 * 90 - 30
+    assert ingest_many(batch) == 0
+    for pmu, whole in zip(pmus, wholes, strict=True):
+        stored = read_stored(pmu.pk, T0_US, T0_US + 10_000_000)
+        assert stored is not None
+        assert_blocks_equal(stored, whole)
+    assert Chunk.objects.filter(pmu=pmus[1]).count() == 3  # [60, 90), [0, 45), [45, 60)
+
+
+def test_a_batch_naming_an_unknown_pmu_stores_nothing() -> None:
+    pmu = make_pmu()
+    with pytest.raises(UnknownPmuError):
+        ingest_many([make_block(pmu.pk), make_block(999_999)])
+    assert not Chunk.objects.exists()

@@ -14,9 +14,10 @@ from tests.conftest import make_pmu
 from tests.historian.helpers import T0, T0_US, assert_blocks_equal, make_block
 from wams.grid.models import DeviceGroup, StoragePolicy
 from wams.historian import codec
+from wams.historian.compaction import compact_chunks
 from wams.historian.models import Chunk
 from wams.historian.policies import apply_storage_policy, enforce_all_policies
-from wams.historian.services import ingest, read_stored
+from wams.historian.services import ingest, ingest_many, read_stored
 from wams.historian.tasks import enforce_storage_policies
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +141,53 @@ def test_a_failing_policy_does_not_stop_the_others(monkeypatch: pytest.MonkeyPat
     reports = enforce_all_policies()
     assert [r.policy_id for r in reports] == [good.pk]
     assert not Chunk.objects.exists()
+
+
+def test_byte_limit_holds_within_one_chunk_while_short_chunks_arrive_and_get_compacted() -> None:
+    pmu = make_pmu()
+    seconds = 150
+    whole = make_block(pmu.pk, n=30 * seconds, n_phasors=3)
+    max_bytes = 40_000  # about two compacted 30 s chunks and a few dozen 1 s ones
+    policy = StoragePolicy.objects.create(name="tight", max_bytes=max_bytes)
+    policy.pmus.add(pmu)
+    compactions = mixed = 0
+    for second in range(seconds):
+        ingest(codec.take_samples(whole, slice(30 * second, 30 * (second + 1))))
+        newest = Chunk.objects.filter(pmu=pmu).order_by("-start_us").values_list("size_bytes", flat=True)[0]
+        assert sum(_sizes(pmu.pk)) <= max_bytes + newest  # exceeded by at most the chunk just written
+        if second % 30 == 10:
+            total = sum(_sizes(pmu.pk))
+            compactions += compact_chunks(T0_US + second * 1_000_000, seconds=30, lookback_s=None).windows
+            assert sum(_sizes(pmu.pk)) <= total
+        sizes = _sizes(pmu.pk)
+        report = apply_storage_policy(policy.pk)
+        after = _sizes(pmu.pk)
+        assert report.bytes_after == sum(after) <= max_bytes
+        if report.chunks_deleted:
+            assert after == sizes[report.chunks_deleted :]  # oldest first
+            assert sum(after) + sizes[report.chunks_deleted - 1] > max_bytes  # and no further than needed
+        mixed += max(after) > 10 * min(after)  # a compacted chunk beside short ones
+    assert compactions == 4
+    assert mixed > 30
+    kept = read_stored(pmu.pk, T0_US, T0_US + seconds * 1_000_000)
+    assert kept is not None
+    assert_blocks_equal(kept, codec.take_samples(whole, slice(len(whole) - len(kept), None)))  # the newest, exact
+
+
+def test_downsampling_short_chunks_makes_runs_of_at_most_ten_minutes() -> None:
+    pmu = make_pmu()
+    fps, seconds = 10, 700
+    whole = make_block(pmu.pk, n=fps * seconds, fps=fps, n_phasors=1)
+    blocks = [codec.take_samples(whole, slice(fps * s, fps * (s + 1))) for s in range(seconds)]
+    for first in range(0, seconds, 100):
+        ingest_many(blocks[first : first + 100])
+    policy = StoragePolicy.objects.create(name="thin", downsample_after_days=1.0, downsample_rate_fps=1)
+    policy.pmus.add(pmu)
+    report = apply_storage_policy(policy.pk, now=T0 + timedelta(days=1, seconds=seconds + 1))
+    assert report.chunks_downsampled == seconds
+    spans = list(Chunk.objects.filter(pmu=pmu).order_by("start_us").values_list("start_us", "end_us", "n_samples"))
+    assert [n for _, _, n in spans] == [600, 100]
+    assert all(end - start < 600_000_000 for start, end, _ in spans)
+    stored = read_stored(pmu.pk, T0_US, T0_US + seconds * 1_000_000)
+    assert stored is not None
+    assert_blocks_equal(stored, codec.take_samples(whole, np.arange(0, fps * seconds, fps)))

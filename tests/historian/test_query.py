@@ -10,7 +10,9 @@ import pytest
 from tests.conftest import make_pmu
 from tests.historian.helpers import T0, T0_US, make_block
 from wams.historian import codec
-from wams.historian.query import channel_names, decimate, parse_channel, query_traces, read_samples
+from wams.historian.blocks import SampleBlock
+from wams.historian.models import datetime_from_us
+from wams.historian.query import Trace, channel_names, decimate, parse_channel, query_traces, read_samples
 from wams.historian.recent import push_recent
 from wams.historian.services import ingest
 
@@ -127,3 +129,127 @@ def test_query_of_several_pmus_returns_their_traces_in_order() -> None:
         np.testing.assert_allclose(
             np.sum(trace.mean * trace.count), block.frequency_hz.sum(), rtol=1e-12
         )  # bucket means weighted by counts add up to the raw sum
+
+
+ALL_KINDS = [
+    "frequency_hz",
+    "rocof_hz_per_s",
+    "stat",
+    "phasor_0_magnitude",
+    "phasor_1_angle_deg",
+    "analog_0",
+    "digital_0",
+    "phasor_5_magnitude",  # the PMU has 2 phasors: reads NaN
+]
+
+
+def _reference_columns(block: SampleBlock) -> dict[str, np.ndarray]:
+    """Return the float64 columns a query should read from a block (magnitude and angle of float32 polar data)."""
+    return {
+        "frequency_hz": block.frequency_hz,
+        "rocof_hz_per_s": block.rocof_hz_per_s,
+        "stat": block.stat.astype(np.float64),
+        "phasor_0_magnitude": np.abs(block.phasors[:, 0]),
+        "phasor_1_angle_deg": np.degrees(np.angle(block.phasors[:, 1])),
+        "analog_0": block.analogs[:, 0],
+        "digital_0": block.digitals[:, 0].astype(np.float64),
+        "phasor_5_magnitude": np.full(len(block), np.nan),
+    }
+
+
+def _brute_force(
+    timestamp_us: np.ndarray, values: np.ndarray, start_us: int, end_us: int, max_points: int
+) -> tuple[np.ndarray, ...]:
+    """Return (mean time, mean, min, max, count) per non-empty bucket, one bucket at a time (the reference)."""
+    width = -(-(end_us - start_us + 1) // max_points)
+    inside = (timestamp_us >= start_us) & (timestamp_us <= end_us)
+    timestamp_us, values = timestamp_us[inside], values[inside]
+    rows = []
+    for bucket in np.unique((timestamp_us - start_us) // width):
+        pick = (timestamp_us - start_us) // width == bucket
+        times, found = timestamp_us[pick], values[pick]
+        valid = found[~np.isnan(found)]
+        mean_time = start_us + int(np.sum(times - start_us)) // len(times)
+        if len(valid):
+            rows.append((mean_time, valid.mean(), valid.min(), valid.max(), len(times)))
+        else:
+            rows.append((mean_time, np.nan, np.nan, np.nan, len(times)))
+    return tuple(np.array(column) for column in zip(*rows, strict=True))
+
+
+def _assert_matches_brute_force(
+    traces: list[Trace], block: SampleBlock, start_us: int, end_us: int, max_points: int
+) -> None:
+    columns = _reference_columns(block)
+    for trace in traces:
+        times, mean, minimum, maximum, count = _brute_force(
+            block.timestamp_us, columns[trace.channel], start_us, end_us, max_points
+        )
+        assert trace.decimated and len(trace.mean) <= max_points
+        np.testing.assert_array_equal(trace.timestamp_us, times)
+        np.testing.assert_array_equal(trace.count, count)
+        tolerance = 1e-12 if trace.channel.startswith(("frequency", "rocof", "stat", "analog", "digital")) else 1e-7
+        scale = max(1.0, float(np.nanmax(np.abs(maximum), initial=0.0)))
+        for actual, expected in ((trace.mean, mean), (trace.minimum, minimum), (trace.maximum, maximum)):
+            np.testing.assert_allclose(actual, expected, rtol=tolerance, atol=tolerance * scale, equal_nan=True)
+
+
+def _fleet_block(pmu_id: int, n: int, seed: int = 3) -> SampleBlock:
+    """Return n samples at 30 fps with NaN gaps: a few lone samples and one whole second of frequency."""
+    block = make_block(pmu_id, n=n, fps=30, n_phasors=2, n_analogs=1, n_digitals=1, seed=seed)
+    block.frequency_hz[[5, 77, 400]] = np.nan
+    block.frequency_hz[600:630] = np.nan
+    block.analogs[::97, 0] = np.nan
+    block.stat[::50] = 0x8000
+    return block
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("max_points", [1, 7, 37, 400])
+def test_decimated_query_equals_brute_force_over_mixed_chunk_lengths(max_points: int) -> None:
+    pmu = make_pmu()
+    block = _fleet_block(pmu.pk, 1800)  # 60 s
+    late = np.zeros(len(block), dtype=bool)
+    late[1000:1010] = True  # held back, then stored in a later chunk: chunk order is not time order
+    held = codec.take_samples(block, ~late)
+    first = 0
+    for seconds in (1, 1, 10, 1, 20, 1, 5, 1, 1):  # 1 s pdc blocks among compacted ones, then 19 s
+        count = int(np.searchsorted(held.timestamp_us, held.timestamp_us[first] + seconds * 1_000_000))
+        ingest(codec.take_samples(held, slice(first, count)))
+        first = count
+    ingest(codec.take_samples(held, slice(first, None)))
+    ingest(codec.take_samples(block, late))
+    start_us, end_us = T0_US + 333_333, T0_US + 57_123_456  # both ends inside a chunk
+    traces = query_traces(
+        [pmu.pk], ALL_KINDS, datetime_from_us(start_us), datetime_from_us(end_us), max_points, include_recent=False
+    )
+    _assert_matches_brute_force(traces, block, start_us, end_us, max_points)
+
+
+@pytest.mark.django_db
+def test_traces_do_not_depend_on_chunk_length() -> None:
+    short, long = make_pmu(), make_pmu()
+    block = _fleet_block(short.pk, 900)
+    for first in range(0, 900, 30):
+        ingest(codec.take_samples(block, slice(first, first + 30)))  # 1 s chunks
+    block.pmu_id = long.pk
+    ingest(block)  # one 30 s chunk
+    traces = query_traces([short.pk, long.pk], ALL_KINDS, T0, T0 + timedelta(seconds=30), 50, include_recent=False)
+    for one, other in zip(traces[: len(ALL_KINDS)], traces[len(ALL_KINDS) :], strict=True):
+        np.testing.assert_array_equal(one.timestamp_us, other.timestamp_us)
+        np.testing.assert_array_equal(one.count, other.count)
+        np.testing.assert_array_equal(one.minimum, other.minimum)
+        np.testing.assert_array_equal(one.maximum, other.maximum)
+        np.testing.assert_allclose(one.mean, other.mean, rtol=1e-14, equal_nan=True)
+
+
+@pytest.mark.django_db
+def test_decimated_query_merges_recent_window_like_brute_force(embedded: None) -> None:
+    pmu = make_pmu()
+    block = _fleet_block(pmu.pk, 900)
+    ingest(codec.take_samples(block, slice(0, 600)))
+    for first in range(450, 900, 10):  # the recent window overlaps what is stored and goes beyond it
+        push_recent(codec.take_samples(block, slice(first, first + 10)))
+    start_us, end_us = T0_US, T0_US + 30_000_000
+    traces = query_traces([pmu.pk], ALL_KINDS, T0, datetime_from_us(end_us), 45)
+    _assert_matches_brute_force(traces, block, start_us, end_us, 45)

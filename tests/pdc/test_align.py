@@ -172,3 +172,35 @@ def test_on_grid_tells_instants_of_a_rate() -> None:
     assert on_grid(T0_US + 100_000, 10)
     assert on_grid(T0_US + 100_000, 30)
     assert not on_grid(T0_US + 33_333, 10)
+
+
+def test_registry_changes_keep_pending_expectations_as_a_fresh_computation_would() -> None:
+    import random
+
+    rng = random.Random(7)
+    aligner: Aligner[str] = Aligner(1e6)  # nothing times out: instants stay pending
+    rates = {pmu: rng.choice((10, 30, 50, -1)) for pmu in range(12)}
+    for pmu, rate in rates.items():
+        aligner.register(pmu, rate)
+    base_s = T0_US / 1e6 + 0.001
+    for step in range(400):
+        pmu = rng.randrange(14)  # 12 and 13 are sometimes unregistered, sometimes not
+        action = rng.random()
+        if action < 0.15:
+            aligner.register(pmu, rng.choice((10, 30, 50, -1)))
+        elif action < 0.2:
+            aligner.unregister(pmu)
+        elif action < 0.45:
+            aligner.set_expected(pmu, rng.random() < 0.5)
+        else:
+            aligner.add(pmu, T0_US + rng.randrange(40) * 100_000, base_s + step * 1e-4, f"{pmu}")
+        active = {p for p, r in aligner.registered.items() if p not in aligner._inactive}
+        for pending in aligner._pending.values():
+            fresh = {p for p in active if on_grid(pending.key, aligner.registered[p])}
+            assert pending.expected == fresh
+            assert pending.expected_present == len(fresh & pending.samples.keys())
+    snapshots = aligner.flush(base_s + 1)
+    assert snapshots, "the sequence left pending instants to check"
+    for snapshot in snapshots:
+        on_grid_all = {p for p, r in aligner.registered.items() if on_grid(snapshot.timestamp_us, r)}
+        assert set(snapshot.missing) == on_grid_all - snapshot.samples.keys()

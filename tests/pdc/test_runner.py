@@ -271,3 +271,28 @@ def test_run_time_waits_no_longer_than_the_wait_time_for_a_pmu_whose_link_is_dow
     delays = [v.snapshot.released_s - v.snapshot.first_arrival_s for v in views[5:30]]
     assert max(delays) < 0.05  # the dead link's PMU is not waited for
     assert all(len(v.pmu_ids) == 2 and v.present.sum() == 1 for v in views[5:30])
+
+
+def test_run_event_loop_runs_on_the_loop_named() -> None:
+    from wams.pdc.runner import run_event_loop
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_event_loop(loop_module(), "uvloop") == "uvloop"
+    assert run_event_loop(loop_module(), "asyncio").startswith("asyncio.")
+    never_run = loop_module()
+    with pytest.raises(ValueError, match="unknown event loop"):
+        run_event_loop(never_run, "tokio")
+    never_run.close()
+
+
+def test_event_loop_setting_defaults_to_uvloop_and_refuses_unknown_names() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from wams.env import env_event_loop
+
+    assert env_event_loop(environ={}) == "uvloop"  # installed from requirements.txt
+    assert env_event_loop(environ={"WAMS_PDC_EVENT_LOOP": "asyncio"}) == "asyncio"
+    with pytest.raises(ImproperlyConfigured, match="WAMS_PDC_EVENT_LOOP"):
+        env_event_loop(environ={"WAMS_PDC_EVENT_LOOP": "tokio"})

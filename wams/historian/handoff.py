@@ -202,8 +202,13 @@ def consume(
     count: int = 100,
     max_seconds: float = 0.9,
     claim_idle_ms: int | None = None,
+    wait: bool = False,
 ) -> ConsumeReport:
-    """Store hand-off entries for up to `max_seconds`: first reclaimed idle ones, then new ones."""
+    """Store hand-off entries for up to `max_seconds`: first reclaimed idle ones, then new ones.
+
+    With `wait`, an empty stream is waited on until `max_seconds` are up, so an entry is stored as
+    soon as it arrives rather than at the next call; without, the call returns once the stream is empty.
+    """
     client = streams.get_redis()
     consumer = consumer or streams.consumer_name()
     idle_ms = int(settings.WAMS_HISTORIAN_CLAIM_IDLE_MS if claim_idle_ms is None else claim_idle_ms)
@@ -215,12 +220,15 @@ def consume(
         report.claimed += len(claimed)
         logger.info("historian: %s reclaimed %d idle hand-off entries", consumer, len(claimed))
         _store_entries(client, claimed, report)
-    while time.monotonic() < deadline:
-        reply = client.xreadgroup(streams.HANDOFF_GROUP, consumer, {streams.HANDOFF_STREAM: ">"}, count=count)
-        if not reply:
-            break
-        entries = reply[0][1]
+    while (remaining_s := deadline - time.monotonic()) > 0:
+        block_ms = max(1, int(remaining_s * 1000)) if wait else None
+        reply = client.xreadgroup(
+            streams.HANDOFF_GROUP, consumer, {streams.HANDOFF_STREAM: ">"}, count=count, block=block_ms
+        )
+        entries = reply[0][1] if reply else []
         if not entries:
+            if wait:
+                continue
             break
         _store_entries(client, entries, report)
     return report

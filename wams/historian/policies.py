@@ -2,8 +2,9 @@
 
 A policy covers its PMUs and the PMUs of its device groups. Enforcement removes the oldest chunks
 first and stops as soon as the policy holds, so right after `apply_storage_policy` a policy's
-stored bytes are at most `max_bytes` (ingest running meanwhile can add at most the chunks it
-writes). Downsampling keeps, per 1/rate interval of the absolute time grid, the first sample:
+stored bytes are at most `max_bytes`, and less than one chunk below it (ingest running meanwhile
+can add at most the chunks it writes). Short chunks from the pdc and compacted ones are removed
+alike. Downsampling keeps, per 1/rate interval of the absolute time grid, the first sample:
 real measured values with their own STAT, no averaging across angle wraps.
 """
 
@@ -22,12 +23,13 @@ from wams.grid.models import Pmu, StoragePolicy
 from wams.historian import codec
 from wams.historian.blocks import SampleBlock
 from wams.historian.models import Chunk, datetime_from_us, us_from_datetime
-from wams.historian.services import encode_chunk, split_block
+from wams.historian.services import CHUNK_MAX_SPAN_US, _lock_pmu, encode_chunk, split_block
 
 logger = logging.getLogger(__name__)
 
 DELETE_BATCH = 500  # chunks deleted per statement
-DOWNSAMPLE_GROUP_CHUNKS = 120  # raw chunks merged into one downsampled run (10 minutes of 5 s chunks)
+DOWNSAMPLE_GROUP_SPAN_US = CHUNK_MAX_SPAN_US  # raw chunks merged into one downsampled run: up to 10 minutes
+DOWNSAMPLE_GROUP_CHUNKS = 1200  # and at most this many (10 minutes of 0.5 s chunks)
 DOWNSAMPLE_MAX_CHUNKS = 5000  # raw chunks handled per policy run; the next run goes on
 
 
@@ -85,11 +87,8 @@ def _enforce_age(pmu_ids: list[int], cutoff_us: int, report: PolicyReport) -> No
 
 def _enforce_bytes(pmu_ids: list[int], max_bytes: int, report: PolicyReport) -> None:
     """Delete the oldest chunks until the policy's chunks add up to at most `max_bytes`."""
-    total = _chunks(pmu_ids).aggregate(total=Sum("size_bytes"))["total"] or 0
-    excess = total - max_bytes
-    if excess <= 0:
-        return
-    while excess > 0:
+    # The total is read again after each batch: chunks replaced meanwhile (compaction) are counted as they are now.
+    while (excess := (_chunks(pmu_ids).aggregate(total=Sum("size_bytes"))["total"] or 0) - max_bytes) > 0:
         oldest = _chunks(pmu_ids).order_by("start_us", "pk").values_list("pk", "size_bytes")[:DELETE_BATCH]
         doomed: list[int] = []
         for pk, size in oldest:
@@ -114,8 +113,12 @@ def _select_first_per_interval(block: SampleBlock, rate_fps: int) -> SampleBlock
 def _downsample_group(pmu_id: int, pks: list[int], rate_fps: int) -> None:
     """Replace a run of chunks of one PMU by chunks downsampled to `rate_fps`, in one transaction."""
     with transaction.atomic():
+        _lock_pmu(pmu_id)  # the ingest lock: a compaction of the same chunks waits
         rows = Chunk.objects.filter(pk__in=pks).order_by("start_us").values_list("data", flat=True)
-        block = codec.concat_blocks([codec.decode_block(bytes(data), pmu_id) for data in rows])
+        blocks = [codec.decode_block(bytes(data), pmu_id) for data in rows]
+        if len(blocks) != len(pks):
+            return  # some were replaced or deleted meanwhile: the next run sees them as they are now
+        block = codec.concat_blocks(blocks)
         kept = _select_first_per_interval(codec.unique_samples(block), rate_fps)
         Chunk.objects.filter(pk__in=pks).delete()
         Chunk.objects.bulk_create([encode_chunk(piece, downsampled_fps=rate_fps) for piece in split_block(kept)])
@@ -129,16 +132,23 @@ def _enforce_downsampling(pmu_ids: list[int], cutoff_us: int, rate_fps: int, rep
             Chunk.objects.filter(pmu_id=pmu_id, end_us__lt=cutoff_us)
             .filter(Q(downsampled_fps=0) | Q(downsampled_fps__gt=rate_fps))
             .order_by("start_us")
-            .values_list("pk", "n_phasors", "n_analogs", "n_digitals")[:budget]
+            .values_list("pk", "start_us", "end_us", "n_phasors", "n_analogs", "n_digitals")[:budget]
         )
         budget -= len(candidates)
         group: list[int] = []
+        group_start_us = 0
         shape: tuple[int, int, int] | None = None
-        for pk, *counts in candidates:
-            if group and (shape != tuple(counts) or len(group) >= DOWNSAMPLE_GROUP_CHUNKS):
+        for pk, start_us, end_us, *counts in candidates:
+            if group and (
+                shape != tuple(counts)
+                or len(group) >= DOWNSAMPLE_GROUP_CHUNKS
+                or end_us - group_start_us >= DOWNSAMPLE_GROUP_SPAN_US
+            ):
                 _downsample_group(pmu_id, group, rate_fps)
                 report.chunks_downsampled += len(group)
                 group = []
+            if not group:
+                group_start_us = start_us
             shape = (counts[0], counts[1], counts[2])
             group.append(pk)
         if group:

@@ -24,10 +24,21 @@ from django.db.models import Max
 from wams.historian import codec
 from wams.historian.blocks import SampleBlock
 from wams.historian.models import us_from_datetime
+from wams.historian.read import (
+    chunk_rows,
+    column_sources,
+    finish_partials,
+    merge_partials,
+    part_sources,
+    reduce_segment,
+    source_column,
+    stored_parts,
+)
 from wams.historian.recent import read_recent
-from wams.historian.services import chunks_in_window, overlapping, read_stored
+from wams.historian.services import overlapping, read_stored
 
 F64 = npt.NDArray[np.float64]
+DECODE_THREADS = 2  # PMUs decoded at once: decompression and numpy release the GIL
 I64 = npt.NDArray[np.int64]
 
 _CHANNEL = re.compile(
@@ -104,65 +115,44 @@ def _complex_column(phasors: npt.NDArray[np.complex128], index: int) -> npt.NDAr
     return np.full(phasors.shape[0], complex(np.nan, np.nan))
 
 
-def _stack(parts: list[npt.NDArray[Any]], fill: float) -> npt.NDArray[Any]:
-    """Join channel-major (k_i, n_i) matrices along time, widening narrower ones with `fill` -> (k, sum n_i)."""
-    if len(parts) == 1:
-        return parts[0]
-    width = max(part.shape[0] for part in parts)
-    if all(part.shape[0] == width for part in parts):
-        return np.concatenate(parts, axis=1)
-    out = np.full((width, sum(part.shape[1] for part in parts)), fill, dtype=np.result_type(*parts, np.float64))
-    column = 0
-    for part in parts:
-        out[: part.shape[0], column : column + part.shape[1]] = part
-        column += part.shape[1]
-    return out
+def _segments(
+    pmu_id: int,
+    specs: Sequence[ChannelSpec],
+    start_us: int,
+    end_us: int,
+    include_recent: bool,
+    rows: Sequence[tuple[int, int, bytes | memoryview]] | None,
+) -> tuple[codec.ChunkParts | None, SampleBlock | None]:
+    """Return a PMU's stored samples in the window and the recent samples in it not stored yet (each time-ordered)."""
+    if rows is None:
+        rows = chunk_rows(pmu_id, start_us, end_us)
+    stored = stored_parts(rows, specs, start_us, end_us)
+    recent = _recent_not_stored(pmu_id, start_us, end_us, stored) if include_recent else None
+    return stored, recent
 
 
-def _row(matrix: npt.NDArray[Any], index: int, fill: float = np.nan) -> F64:
-    """Return channel `index` of a channel-major (k, n) matrix as float64, or `fill` when the PMU lacks it."""
-    if index < matrix.shape[0]:
-        return matrix[index].astype(np.float64, copy=False)
-    return np.full(matrix.shape[1], fill)
-
-
-def _stored_columns(
-    rows: Sequence[tuple[int, int, bytes | memoryview]], specs: Sequence[ChannelSpec], start_us: int, end_us: int
-) -> tuple[I64, dict[str, F64]] | None:
-    """Decode what `specs` need from a PMU's chunk rows (start_us, end_us, data) -> (timestamps, columns) or None."""
-    kinds = {spec.kind for spec in specs}
-    wanted = {
-        "frequency": bool(kinds & {"frequency_hz", "rocof_hz_per_s"}),
-        "phasors": bool(kinds & {"magnitude", "angle_deg"}),
-        "analogs": "analog" in kinds,
-        "digitals": "digital" in kinds,
-    }
-    if not rows:
-        return None
-    decoded = codec.decode_parts_many([data for _, _, data in rows], **wanted)
-    if any(first < start_us or last > end_us for first, last, _ in rows):
-        decoded = [parts.select((parts.timestamp_us >= start_us) & (parts.timestamp_us <= end_us)) for parts in decoded]
-    timestamp_us = np.concatenate([parts.timestamp_us for parts in decoded])
-    matrices: dict[str, npt.NDArray[Any]] = {"stat": np.concatenate([p.stat for p in decoded])}
-    for name, fill in (("frequency", np.nan), ("magnitude", np.nan), ("angle_rad", np.nan), ("analogs", np.nan)):
-        if getattr(decoded[0], name) is not None:
-            matrices[name] = _stack([getattr(p, name) for p in decoded], fill)
-    if decoded[0].digitals is not None:
-        matrices["digitals"] = _stack([p.digitals for p in decoded if p.digitals is not None], 0)
-    columns: dict[str, F64] = {}
-    for spec in specs:
-        if spec.kind == "stat":
-            columns[spec.name] = matrices["stat"].astype(np.float64)
-        elif spec.kind in ("frequency_hz", "rocof_hz_per_s"):
-            columns[spec.name] = matrices["frequency"][0 if spec.kind == "frequency_hz" else 1]
-        elif spec.kind == "magnitude":
-            columns[spec.name] = _row(matrices["magnitude"], spec.index)
-        elif spec.kind == "angle_deg":
-            columns[spec.name] = np.degrees(_row(matrices["angle_rad"], spec.index))
-        elif spec.kind == "analog":
-            columns[spec.name] = _row(matrices["analogs"], spec.index)
-        else:
-            columns[spec.name] = _row(matrices["digitals"], spec.index, fill=0.0)
+def _merged_columns(
+    stored: codec.ChunkParts | None, recent: SampleBlock | None, specs: Sequence[ChannelSpec]
+) -> tuple[I64, dict[str, F64]]:
+    """Join the stored and recent segments into float64 columns, time-ordered."""
+    times: list[I64] = []
+    parts: dict[str, list[F64]] = {spec.name: [] for spec in specs}
+    if stored is not None:
+        times.append(stored.timestamp_us)
+        for spec, source in zip(specs, part_sources(stored, specs), strict=True):
+            parts[spec.name].append(source_column(source, len(stored)))
+    if recent is not None:
+        times.append(recent.timestamp_us)
+        for name, values in block_columns(recent, specs).items():
+            parts[name].append(values)
+    if not times:
+        return np.zeros(0, dtype=np.int64), {spec.name: np.zeros(0) for spec in specs}
+    timestamp_us = np.concatenate(times) if len(times) > 1 else times[0]
+    columns = {name: np.concatenate(values) if len(values) > 1 else values[0] for name, values in parts.items()}
+    if len(timestamp_us) > 1 and not bool(np.all(np.diff(timestamp_us) > 0)):
+        order = np.argsort(timestamp_us, kind="stable")
+        timestamp_us = timestamp_us[order]
+        columns = {name: values[order] for name, values in columns.items()}
     return timestamp_us, columns
 
 
@@ -180,50 +170,22 @@ def read_columns(
     precision); use `read_samples` for the exact complex values. `rows` are the PMU's chunks in the
     window if already fetched (then no database access happens here).
     """
-    times: list[I64] = []
-    parts: dict[str, list[F64]] = {spec.name: [] for spec in specs}
-    if rows is None:
-        rows = chunks_in_window(pmu_id, start_us, end_us)
-    stored = _stored_columns(rows, specs, start_us, end_us)
-    if stored is not None:
-        times.append(stored[0])
-        for name, values in stored[1].items():
-            parts[name].append(values)
-    if include_recent:
-        _append_recent(pmu_id, specs, start_us, end_us, times, parts)
-    if not times:
-        return np.zeros(0, dtype=np.int64), {spec.name: np.zeros(0) for spec in specs}
-    timestamp_us = np.concatenate(times) if len(times) > 1 else times[0]
-    columns = {name: np.concatenate(values) if len(values) > 1 else values[0] for name, values in parts.items()}
-    if len(timestamp_us) > 1 and not bool(np.all(np.diff(timestamp_us) > 0)):
-        order = np.argsort(timestamp_us, kind="stable")  # late samples stored in a later chunk
-        timestamp_us = timestamp_us[order]
-        columns = {name: values[order] for name, values in columns.items()}
-    return timestamp_us, columns
+    stored, recent = _segments(pmu_id, specs, start_us, end_us, include_recent, rows)
+    return _merged_columns(stored, recent, specs)
 
 
-def _append_recent(
-    pmu_id: int,
-    specs: Sequence[ChannelSpec],
-    start_us: int,
-    end_us: int,
-    times: list[I64],
-    parts: dict[str, list[F64]],
-) -> None:
-    """Add the recent window's samples in the range that are not stored yet."""
+def _recent_not_stored(pmu_id: int, start_us: int, end_us: int, stored: codec.ChunkParts | None) -> SampleBlock | None:
+    """Return the recent window's samples in the range that are not stored yet, or None."""
     recent = read_recent(pmu_id, seconds=1e9)
     if recent is None:
-        return
+        return None
     keep = (recent.timestamp_us >= start_us) & (recent.timestamp_us <= end_us)
-    if keep.any() and times:
-        stored = np.concatenate(times)
-        keep &= ~np.isin(recent.timestamp_us, stored[stored >= recent.timestamp_us[0]])
+    if keep.any() and stored is not None and len(stored):
+        stamps = stored.timestamp_us
+        keep &= ~np.isin(recent.timestamp_us, stamps[stamps >= recent.timestamp_us[0]])
     if not keep.any():
-        return
-    recent = codec.take_samples(recent, keep)
-    times.append(recent.timestamp_us)
-    for name, values in block_columns(recent, specs).items():
-        parts[name].append(values)
+        return None
+    return codec.take_samples(recent, keep)
 
 
 @dataclass
@@ -270,11 +232,16 @@ class Buckets:
     width_us: int
 
 
-def make_buckets(timestamp_us: I64, start_us: int, end_us: int, max_points: int) -> Buckets:
-    """Split [start_us, end_us] into at most `max_points` buckets and find them in sorted `timestamp_us`."""
+def bucket_width_us(start_us: int, end_us: int, max_points: int) -> int:
+    """Return the width of equal buckets that split [start_us, end_us] into at most `max_points`."""
     if max_points < 1:
         raise ValueError("max_points must be at least 1")
-    width = max(1, -(-(end_us - start_us + 1) // max_points))  # ceiling division
+    return max(1, -(-(end_us - start_us + 1) // max_points))  # ceiling division
+
+
+def make_buckets(timestamp_us: I64, start_us: int, end_us: int, max_points: int) -> Buckets:
+    """Split [start_us, end_us] into at most `max_points` buckets and find them in sorted `timestamp_us`."""
+    width = bucket_width_us(start_us, end_us, max_points)
     if len(timestamp_us) == 0:
         return Buckets(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), width)
     bucket = (timestamp_us - start_us) // width
@@ -324,15 +291,15 @@ def query_traces(
         raise ValueError("the window ends before it starts")
     if len(pmu_ids) == 1:
         return _pmu_traces(pmu_ids[0], specs, start_us, end_us, max_points, include_recent, None)
-    # Fetch in this thread (database connections are per thread); decode two PMUs at a time:
+    # Fetch in this thread (database connections are per thread); decode DECODE_THREADS PMUs at a time:
     # decompression and numpy release the GIL.
     traces: list[Trace] = []
     pending: deque[Future[list[Trace]]] = deque()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="historian-query") as pool:
+    with ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="historian-query") as pool:
         for pmu_id in pmu_ids:
-            if len(pending) >= 3:  # bound the chunks held in memory at once
+            if len(pending) > DECODE_THREADS:  # bound the chunks held in memory at once
                 traces += pending.popleft().result()
-            rows = chunks_in_window(pmu_id, start_us, end_us)  # fetched while the pool decodes earlier PMUs
+            rows = chunk_rows(pmu_id, start_us, end_us)  # fetched while the pool decodes earlier PMUs
             pending.append(pool.submit(_pmu_traces, pmu_id, specs, start_us, end_us, max_points, include_recent, rows))
         while pending:
             traces += pending.popleft().result()
@@ -349,21 +316,28 @@ def _pmu_traces(
     rows: Sequence[tuple[int, int, bytes | memoryview]] | None,
 ) -> list[Trace]:
     """Return the traces of one PMU, decimated when longer than `max_points`."""
-    timestamp_us, columns = read_columns(pmu_id, specs, start_us, end_us, include_recent, rows)
-    if max_points is None or len(timestamp_us) <= max_points:
+    stored, recent = _segments(pmu_id, specs, start_us, end_us, include_recent, rows)
+    n_samples = (len(stored) if stored is not None else 0) + (len(recent) if recent is not None else 0)
+    if max_points is None or n_samples <= max_points:
+        timestamp_us, columns = _merged_columns(stored, recent, specs)
         ones = np.ones(len(timestamp_us), dtype=np.int64)
         return [
             Trace(pmu_id, spec.name, timestamp_us, columns[spec.name], columns[spec.name], columns[spec.name], ones)
             for spec in specs
         ]
-    buckets = make_buckets(timestamp_us, start_us, end_us, max_points)
-    traces = []
-    for spec in specs:
-        mean, minimum, maximum = reduce_buckets(columns[spec.name], buckets)
-        traces.append(
-            Trace(pmu_id, spec.name, buckets.mean_time_us, mean, minimum, maximum, buckets.count, buckets.width_us)
-        )
-    return traces
+    width_us = bucket_width_us(start_us, end_us, max_points)
+    found = []
+    if stored is not None and len(stored):
+        found.append(reduce_segment(stored.timestamp_us, part_sources(stored, specs), start_us, width_us))
+    if recent is not None:
+        columns = block_columns(recent, specs)
+        found.append(reduce_segment(recent.timestamp_us, column_sources(columns, specs), start_us, width_us))
+    partials = found[0] if len(found) == 1 else merge_partials(found[0], found[1])
+    mean_time_us, mean, minimum, maximum = finish_partials(partials, start_us)
+    return [
+        Trace(pmu_id, spec.name, mean_time_us, mean[i], minimum[i], maximum[i], partials.count, width_us)
+        for i, spec in enumerate(specs)
+    ]
 
 
 def channel_counts(pmu_id: int, start_us: int, end_us: int, include_recent: bool = True) -> tuple[int, int, int]:

@@ -34,9 +34,10 @@ def chunk_compression() -> str:
     return name
 
 
-def encode_chunk(block: SampleBlock, downsampled_fps: int = 0) -> Chunk:
-    """Return an unsaved chunk holding all of `block`'s samples."""
-    data = codec.encode_block(block, chunk_compression(), bool(settings.WAMS_HISTORIAN_LOSSLESS))
+def encode_chunk(block: SampleBlock, downsampled_fps: int = 0, lossless: bool | None = None) -> Chunk:
+    """Return an unsaved chunk holding all of `block`'s samples (lossless: None follows the setting)."""
+    exact = bool(settings.WAMS_HISTORIAN_LOSSLESS) if lossless is None else lossless
+    data = codec.encode_block(block, chunk_compression(), exact)
     assert block.late is not None
     return Chunk(
         pmu_id=block.pmu_id,
@@ -78,45 +79,95 @@ def overlapping(pmu_id: int, start_us: int, end_us: int) -> QuerySet[Chunk]:
 
 def _lock_pmu(pmu_id: int) -> None:
     """Serialise writers of one PMU until the transaction ends (no-op on SQLite, which serialises writes)."""
-    if not list(Pmu.objects.select_for_update(no_key=True).filter(pk=pmu_id).values_list("pk", flat=True)):
-        raise UnknownPmuError(f"PMU {pmu_id} does not exist")
+    _lock_pmus([pmu_id])
+
+
+def _lock_pmus(pmu_ids: Iterable[int]) -> None:
+    """Serialise writers of these PMUs until the transaction ends, locking in id order (no deadlock)."""
+    wanted = sorted(set(pmu_ids))
+    locked = (
+        Pmu.objects.select_for_update(no_key=True).filter(pk__in=wanted).order_by("pk").values_list("pk", flat=True)
+    )
+    missing = set(wanted) - set(locked)
+    if missing:
+        raise UnknownPmuError(f"PMU {min(missing)} does not exist")
 
 
 def stored_timestamps(pmu_id: int, start_us: int, end_us: int) -> np.ndarray:
     """Return the timestamps (us) already stored for a PMU within [start_us, end_us] -> (m,) int64."""
-    found = [
-        codec.decode_time(data)[0] for data in overlapping(pmu_id, start_us, end_us).values_list("data", flat=True)
+    return _stored_timestamps_many({pmu_id: (start_us, end_us)}).get(pmu_id, np.zeros(0, dtype=np.int64))
+
+
+def _stored_timestamps_many(spans: dict[int, tuple[int, int]]) -> dict[int, np.ndarray]:
+    """Return per PMU the timestamps (us) of chunks that may overlap its [start_us, end_us]."""
+    if not spans:
+        return {}
+    # One plain range query over the whole batch (a filter per PMU costs more to build than to run),
+    # then each PMU's own span; only the chunks that overlap are fetched with their data.
+    low_us = min(start_us for start_us, _ in spans.values())
+    high_us = max(end_us for _, end_us in spans.values())
+    candidates = (
+        Chunk.objects.filter(
+            pmu_id__in=list(spans), start_us__gt=low_us - CHUNK_MAX_SPAN_US, start_us__lte=high_us, end_us__gte=low_us
+        )
+        .order_by()
+        .values_list("pk", "pmu_id", "start_us", "end_us")
+    )
+    wanted = [
+        pk
+        for pk, pmu_id, start_us, end_us in candidates
+        if start_us > spans[pmu_id][0] - CHUNK_MAX_SPAN_US
+        and start_us <= spans[pmu_id][1]
+        and end_us >= spans[pmu_id][0]
     ]
-    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    found: dict[int, list[np.ndarray]] = {}
+    if wanted:
+        for pmu_id, data in Chunk.objects.filter(pk__in=wanted).order_by().values_list("pmu_id", "data"):
+            found.setdefault(pmu_id, []).append(codec.decode_time(data)[0])
+    return {pmu_id: np.concatenate(parts) for pmu_id, parts in found.items()}
 
 
-def _ingest_locked(block: SampleBlock) -> int:
-    """Store the samples of `block` not stored yet; the caller holds a transaction."""
-    if len(block) == 0:
+def _ingest_locked(blocks: list[SampleBlock]) -> int:
+    """Store the samples of `blocks` not stored yet; the caller holds a transaction."""
+    blocks = [codec.unique_samples(block) for block in blocks if len(block)]
+    if not blocks:
         return 0
-    _lock_pmu(block.pmu_id)
-    block = codec.unique_samples(block)
-    timestamps = block.timestamp_us
-    stored = stored_timestamps(block.pmu_id, int(timestamps[0]), int(timestamps[-1]))
-    if len(stored):
-        fresh = ~np.isin(timestamps, stored)
-        if not fresh.any():
-            return 0
-        block = codec.take_samples(block, fresh)
-    Chunk.objects.bulk_create([encode_chunk(piece) for piece in split_block(block)])
-    return len(block)
+    _lock_pmus(block.pmu_id for block in blocks)
+    spans: dict[int, tuple[int, int]] = {}
+    for block in blocks:
+        first, last = int(block.timestamp_us[0]), int(block.timestamp_us[-1])
+        low, high = spans.get(block.pmu_id, (first, last))
+        spans[block.pmu_id] = (min(low, first), max(high, last))
+    stored = _stored_timestamps_many(spans)
+    chunks: list[Chunk] = []
+    new_samples = 0
+    for block in blocks:  # in order: a sample repeated in a later block of the batch is a duplicate too
+        seen = stored.get(block.pmu_id)
+        if seen is not None and len(seen):
+            fresh = ~np.isin(block.timestamp_us, seen)
+            if not fresh.any():
+                continue
+            if not fresh.all():
+                block = codec.take_samples(block, fresh)
+            stored[block.pmu_id] = np.concatenate((seen, block.timestamp_us))
+        else:
+            stored[block.pmu_id] = block.timestamp_us
+        chunks.extend(encode_chunk(piece) for piece in split_block(block))
+        new_samples += len(block)
+    Chunk.objects.bulk_create(chunks)
+    return new_samples
 
 
 def ingest(block: SampleBlock) -> int:
     """Store a block's samples that are not stored yet (safe to repeat); return how many were new."""
     with transaction.atomic():
-        return _ingest_locked(block)
+        return _ingest_locked([block])
 
 
 def ingest_many(blocks: Iterable[SampleBlock]) -> int:
-    """Store several blocks in one transaction; return the number of new samples."""
+    """Store several blocks in one transaction (one lock, lookup and insert); return the number of new samples."""
     with transaction.atomic():
-        return sum(_ingest_locked(block) for block in blocks)
+        return _ingest_locked(list(blocks))
 
 
 def chunks_in_window(pmu_id: int, start_us: int, end_us: int) -> list[tuple[int, int, bytes | memoryview]]:

@@ -24,14 +24,67 @@ class Measured(Protocol):
     digitals: list[int]
 
 
+class Columns:
+    """One PMU's samples kept as columns, in arrival order.
+
+    A sample's fields go into per-field lists (its arrays by reference, its digital words as a tuple),
+    so the sample objects themselves are not kept: seconds of samples of many PMUs then cost the
+    garbage collector a few lists per PMU instead of several objects per sample.
+    """
+
+    __slots__ = ("analogs", "digitals", "frequency_hz", "late", "phasors", "rocof_hz_per_s", "stat", "timestamp_us")
+
+    def __init__(self) -> None:
+        self.timestamp_us: list[int] = []
+        self.stat: list[int] = []
+        self.frequency_hz: list[float] = []
+        self.rocof_hz_per_s: list[float] = []
+        self.phasors: list[npt.NDArray[np.complex128]] = []
+        self.analogs: list[npt.NDArray[np.float64]] = []
+        self.digitals: list[tuple[int, ...]] = []
+        self.late: list[bool] = []
+
+    def __len__(self) -> int:
+        """Return the number of samples held."""
+        return len(self.timestamp_us)
+
+    def add(self, timestamp_us: int, sample: Measured, late: bool) -> None:
+        """Append one sample."""
+        self.timestamp_us.append(timestamp_us)
+        self.stat.append(sample.stat)
+        self.frequency_hz.append(sample.frequency_hz)
+        self.rocof_hz_per_s.append(sample.rocof_hz_per_s)
+        self.phasors.append(sample.phasors)
+        self.analogs.append(sample.analogs)
+        self.digitals.append(tuple(sample.digitals))
+        self.late.append(late)
+
+    def block(self, pmu_id: int) -> SampleBlock:
+        """Return the samples as one SampleBlock sorted by time, duplicates (same stamp) dropped."""
+        stamps = np.asarray(self.timestamp_us, dtype=np.int64)
+        n = len(stamps)
+        order = np.argsort(stamps, kind="stable")
+        keep = order[np.concatenate(([True], np.diff(stamps[order]) > 0))] if n else order
+        n_ph, n_an, n_dg = (len(self.phasors[0]), len(self.analogs[0]), len(self.digitals[0])) if n else (0, 0, 0)
+        return SampleBlock(
+            pmu_id=pmu_id,
+            timestamp_us=stamps[keep],
+            stat=np.asarray(self.stat, dtype=np.uint16)[keep],
+            frequency_hz=np.asarray(self.frequency_hz, dtype=np.float64)[keep],
+            rocof_hz_per_s=np.asarray(self.rocof_hz_per_s, dtype=np.float64)[keep],
+            phasors=np.array(self.phasors, dtype=np.complex128).reshape(n, n_ph)[keep],
+            analogs=np.array(self.analogs, dtype=np.float64).reshape(n, n_an)[keep],
+            digitals=np.array(self.digitals, dtype=np.uint16).reshape(n, n_dg)[keep],
+            late=np.asarray(self.late, dtype=bool)[keep],
+        )
+
+
 @dataclass(slots=True)
 class _Window:
     """The samples of one PMU in one time window, in arrival order."""
 
     shape: tuple[int, int, int]
-    timestamp_us: list[int] = field(default_factory=list)
-    samples: list[Measured] = field(default_factory=list)
-    late: list[bool] = field(default_factory=list)
+    columns: Columns = field(default_factory=Columns)
     last_added_s: float = 0.0
 
 
@@ -42,23 +95,10 @@ def shape_of(sample: Measured) -> tuple[int, int, int]:
 
 def build_block(pmu_id: int, timestamp_us: list[int], samples: list[Measured], late: list[bool]) -> SampleBlock:
     """Return one SampleBlock of samples sorted by time, duplicates (same stamp) dropped."""
-    stamps = np.asarray(timestamp_us, dtype=np.int64)
-    order = np.argsort(stamps, kind="stable")
-    keep = order[np.concatenate(([True], np.diff(stamps[order]) > 0))] if len(order) else order
-    chosen = [samples[i] for i in keep]
-    n = len(chosen)
-    n_ph, n_an, n_dg = shape_of(chosen[0]) if chosen else (0, 0, 0)
-    return SampleBlock(
-        pmu_id=pmu_id,
-        timestamp_us=stamps[keep],
-        stat=np.fromiter((s.stat for s in chosen), dtype=np.uint16, count=n),
-        frequency_hz=np.fromiter((s.frequency_hz for s in chosen), dtype=np.float64, count=n),
-        rocof_hz_per_s=np.fromiter((s.rocof_hz_per_s for s in chosen), dtype=np.float64, count=n),
-        phasors=np.array([s.phasors for s in chosen], dtype=np.complex128).reshape(n, n_ph),
-        analogs=np.array([s.analogs for s in chosen], dtype=np.float64).reshape(n, n_an),
-        digitals=np.array([s.digitals for s in chosen], dtype=np.uint16).reshape(n, n_dg),
-        late=np.asarray(late, dtype=bool)[keep],
-    )
+    columns = Columns()
+    for stamp, sample, flag in zip(timestamp_us, samples, late, strict=True):
+        columns.add(stamp, sample, flag)
+    return columns.block(pmu_id)
 
 
 class BlockAccumulator:
@@ -82,7 +122,7 @@ class BlockAccumulator:
     @property
     def buffered(self) -> int:
         """Return how many samples wait in open windows."""
-        return sum(len(w.timestamp_us) for windows in self._windows.values() for w in windows.values())
+        return sum(len(w.columns) for windows in self._windows.values() for w in windows.values())
 
     def add(self, pmu_id: int, timestamp_us: int, sample: Measured, late: bool, now_s: float) -> list[SampleBlock]:
         """Add one sample; return the blocks this completes."""
@@ -96,9 +136,7 @@ class BlockAccumulator:
             window = None
         if window is None:
             window = windows[index] = _Window(shape)
-        window.timestamp_us.append(timestamp_us)
-        window.samples.append(sample)
-        window.late.append(late)
+        window.columns.add(timestamp_us, sample, late)
         window.last_added_s = now_s
         self.samples_added += 1
         if len(windows) > 1:
@@ -126,4 +164,4 @@ class BlockAccumulator:
     def _cut(self, pmu_id: int, window: _Window) -> SampleBlock:
         """Turn one window into a block."""
         self.blocks_cut += 1
-        return build_block(pmu_id, window.timestamp_us, window.samples, window.late)
+        return window.columns.block(pmu_id)

@@ -121,6 +121,8 @@ class Aligner(Generic[S]):
         self.stats = AlignerStats()
         self._rates: dict[int, int] = {}  # pmu id -> DATA_RATE
         self._inactive: set[int] = set()  # registered, but not waited for (link down)
+        self._by_rate: dict[int, set[int]] = {}  # DATA_RATE -> registered PMUs
+        self._active_by_rate: dict[int, set[int]] = {}  # DATA_RATE -> registered PMUs waited for
         self._pending: dict[int, _Pending[S]] = {}
         self._heap: list[int] = []
         self._last_released: int | None = None
@@ -131,24 +133,43 @@ class Aligner(Generic[S]):
         """Expect samples of `pmu_id` at the instants of `data_rate` (C37.118 DATA_RATE)."""
         if data_rate == 0:
             raise ValueError("DATA_RATE 0 has no reporting instants")
+        old = self._rates.get(pmu_id)
+        if old == data_rate:
+            return
+        active = pmu_id not in self._inactive
+        if old is not None:
+            self._drop_rate(pmu_id, old, active)
         self._rates[pmu_id] = data_rate
+        self._by_rate.setdefault(data_rate, set()).add(pmu_id)
+        if active:
+            self._active_by_rate.setdefault(data_rate, set()).add(pmu_id)
+            self._expect_in_pending(pmu_id, data_rate)
         self._history.setdefault(pmu_id, (deque(), set()))
-        self._refresh_expected()
 
     def unregister(self, pmu_id: int) -> None:
         """Stop expecting `pmu_id`; its later samples are dropped as unknown."""
-        self._rates.pop(pmu_id, None)
+        rate = self._rates.pop(pmu_id, None)
+        if rate is not None:
+            self._drop_rate(pmu_id, rate, pmu_id not in self._inactive)
         self._inactive.discard(pmu_id)
         self._history.pop(pmu_id, None)
-        self._refresh_expected()
 
     def set_expected(self, pmu_id: int, expected: bool) -> None:
         """Wait for `pmu_id` (True) or release instants without waiting for it (False, e.g. link down)."""
+        rate = self._rates.get(pmu_id)
+        if rate is None:
+            self._inactive.discard(pmu_id)
+            return
+        if expected == (pmu_id not in self._inactive):
+            return  # no change: links report their state often, keep this cheap
         if expected:
             self._inactive.discard(pmu_id)
-        elif pmu_id in self._rates:
+            self._active_by_rate.setdefault(rate, set()).add(pmu_id)
+            self._expect_in_pending(pmu_id, rate)
+        else:
             self._inactive.add(pmu_id)
-        self._refresh_expected()
+            self._discard_set(self._active_by_rate, rate, pmu_id)
+            self._unexpect_in_pending(pmu_id)
 
     @property
     def registered(self) -> dict[int, int]:
@@ -161,24 +182,44 @@ class Aligner(Generic[S]):
         return len(self._pending)
 
     def _on_grid_pmus(self, key: int, active_only: bool) -> set[int]:
-        """Return the registered PMUs reporting at instant `key`."""
-        grid: dict[int, bool] = {}
+        """Return the registered PMUs reporting at instant `key` (a new set)."""
         found: set[int] = set()
-        for pmu_id, rate in self._rates.items():
-            if active_only and pmu_id in self._inactive:
-                continue
-            hit = grid.get(rate)
-            if hit is None:
-                hit = grid[rate] = on_grid(key, rate)
-            if hit:
-                found.add(pmu_id)
+        for rate, pmu_ids in (self._active_by_rate if active_only else self._by_rate).items():
+            if pmu_ids and on_grid(key, rate):
+                found |= pmu_ids
         return found
 
-    def _refresh_expected(self) -> None:
-        """Recompute the expected set of every pending instant after a registry change."""
+    @staticmethod
+    def _discard_set(sets: dict[int, set[int]], rate: int, pmu_id: int) -> None:
+        """Remove `pmu_id` from the set of `rate`, dropping the set when it empties."""
+        members = sets.get(rate)
+        if members is not None:
+            members.discard(pmu_id)
+            if not members:
+                del sets[rate]
+
+    def _drop_rate(self, pmu_id: int, rate: int, active: bool) -> None:
+        """Forget `pmu_id` at `rate` in the rate sets and the pending instants."""
+        self._discard_set(self._by_rate, rate, pmu_id)
+        if active:
+            self._discard_set(self._active_by_rate, rate, pmu_id)
+            self._unexpect_in_pending(pmu_id)
+
+    def _expect_in_pending(self, pmu_id: int, rate: int) -> None:
+        """Wait for `pmu_id` at the pending instants on its grid."""
         for pending in self._pending.values():
-            pending.expected = self._on_grid_pmus(pending.key, active_only=True)
-            pending.expected_present = sum(1 for pmu_id in pending.samples if pmu_id in pending.expected)
+            if pmu_id not in pending.expected and on_grid(pending.key, rate):
+                pending.expected.add(pmu_id)
+                if pmu_id in pending.samples:
+                    pending.expected_present += 1
+
+    def _unexpect_in_pending(self, pmu_id: int) -> None:
+        """Stop waiting for `pmu_id` at every pending instant."""
+        for pending in self._pending.values():
+            if pmu_id in pending.expected:
+                pending.expected.discard(pmu_id)
+                if pmu_id in pending.samples:
+                    pending.expected_present -= 1
 
     # samples ---------------------------------------------------------------------------------
     def instant_of(self, pmu_id: int, timestamp_us: int) -> int:
@@ -215,9 +256,9 @@ class Aligner(Generic[S]):
         elif arrival_s > pending.deadline_s:
             self.stats.late += 1
             return Arrival.LATE
-        pending.samples[pmu_id] = sample
-        if pmu_id in pending.expected:
+        if pmu_id in pending.expected and pmu_id not in pending.samples:  # re-registered: may come twice
             pending.expected_present += 1
+        pending.samples[pmu_id] = sample
         self.stats.on_time += 1
         return Arrival.ON_TIME
 

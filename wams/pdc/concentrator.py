@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from wams.historian.blocks import SampleBlock
 from wams.pdc import hooks
-from wams.pdc.accumulate import BlockAccumulator, Measured, build_block
+from wams.pdc.accumulate import BlockAccumulator, Columns, Measured
 from wams.pdc.align import Aligner, Arrival, Snapshot
 from wams.pdc.link import Link
 from wams.pdc.livefeed import LiveBuffer, PmuTable, SnapshotView
@@ -34,17 +34,19 @@ class _Recent:
     """Samples of each PMU since the last push to the recent window."""
 
     def __init__(self) -> None:
-        self.samples: dict[int, tuple[list[int], list[Measured], list[bool]]] = {}
+        self.samples: dict[int, Columns] = {}
 
     def add(self, pmu_id: int, timestamp_us: int, sample: Measured, late: bool) -> None:
-        stamps, samples, late_flags = self.samples.setdefault(pmu_id, ([], [], []))
-        stamps.append(timestamp_us)
-        samples.append(sample)
-        late_flags.append(late)
+        """Keep one sample for the next push."""
+        columns = self.samples.get(pmu_id)
+        if columns is None:
+            columns = self.samples[pmu_id] = Columns()
+        columns.add(timestamp_us, sample, late)
 
     def take(self) -> list[SampleBlock]:
+        """Return the kept samples as one block per PMU and start afresh."""
         taken, self.samples = self.samples, {}
-        return [build_block(pmu_id, *parts) for pmu_id, parts in taken.items()]
+        return [columns.block(pmu_id) for pmu_id, columns in taken.items()]
 
 
 class DataPath:

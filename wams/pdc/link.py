@@ -13,7 +13,7 @@ from typing import Protocol
 from wams.pdc.align import timestamp_us_of
 from wams.pdc.reports import LinkOptions, LinkReport, State
 from wams.pdc.specs import PathSpec, PmuSpec, StreamSpec, order_paths
-from wams.synchrophasor import C37118Error, ConfigFrame, DataFrame, PdcClient, StreamReader, encode_config
+from wams.synchrophasor import C37118Error, ConfigFrame, DataFrame, PdcClient, encode_config
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +52,11 @@ def bound_frame_size(client: PdcClient, config: ConfigFrame) -> None:
     configuration's size and configuration frames roughly their current one, so twice the larger
     (at least MIN_FRAME_BOUND) lets a grown configuration through and resynchronises at once.
     """
-    reader = getattr(client, "_stream", None)
-    if isinstance(reader, StreamReader):
-        try:
-            config_size = len(encode_config(config))
-        except C37118Error:
-            return
-        reader.max_frame_size = min(max(2 * max(config.data_frame_size, config_size), MIN_FRAME_BOUND), 0xFFFF)
+    try:
+        config_size = len(encode_config(config))
+    except C37118Error:
+        return
+    client.max_frame_size = min(max(2 * max(config.data_frame_size, config_size), MIN_FRAME_BOUND), 0xFFFF)
 
 
 class Link:
@@ -81,6 +79,7 @@ class Link:
         self.last_error = ""
         self.last_arrival_s: float | None = None
         self._last_timestamp_us: int | None = None
+        self._period_us = 0.0  # the reporting period, kept per configuration (read for every frame)
         self._client: PdcClient | None = None
         self._bad_closed = 0  # bad frames counted by clients of earlier sessions
         self._session_started_s = 0.0
@@ -209,9 +208,9 @@ class Link:
             self._adopt(config)
             await client.start()
             self._session_started_s = time.time()
-            while True:
-                arrival_s, frame = await client.receive()
-                self._on_frame(client, arrival_s, frame)
+            # Frames are handled as the client decodes them: no queue, no task switch per frame.
+            client.sink = lambda arrival_s, frame: self._on_frame(client, arrival_s, frame)
+            await client.wait_closed()
         finally:
             await self._end_session(client)
 
@@ -250,6 +249,7 @@ class Link:
                 logger.info("stream %s: configuration changed (CFGCNT %s -> %s)", self.spec.name, old, new)
         self.config = config
         self.pmus = map_pmus(config, self.spec.pmus)
+        self._period_us = self.period_s * 1e6
         if self._client is not None:
             bound_frame_size(self._client, config)
         if config.idcode != self.spec.idcode:
@@ -264,9 +264,8 @@ class Link:
             self._adopt(client.config)
         timestamp_us = timestamp_us_of(frame.soc, frame.fraction, frame.time_base)
         last = self._last_timestamp_us
-        if last is not None and timestamp_us > last:
-            period_us = self.period_s * 1e6
-            missed = round((timestamp_us - last) / period_us) - 1
+        if last is not None and timestamp_us > last and self._period_us > 0:
+            missed = round((timestamp_us - last) / self._period_us) - 1
             if missed > 0:
                 self.gaps += missed
         if last is None or timestamp_us > last:

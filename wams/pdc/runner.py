@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -313,12 +314,36 @@ class Concentrator:
             await self.publish(live.GROUP_LINKS, live.EVENT_LINK, report.payload())
 
 
+def freeze_startup_objects() -> None:
+    """Exempt everything allocated so far (modules, settings, model) from future garbage collections.
+
+    A full collection walks every tracked object; in a pdc most of them are the start-up objects
+    of Django and numpy, which live as long as the process. Frozen, they no longer stretch each
+    full collection (long stalls of the event loop make samples late).
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def run_event_loop(main: Coroutine[Any, Any, T], event_loop: str = "asyncio") -> T:
+    """Run `main` to completion on a new event loop of the kind named ("uvloop" or "asyncio")."""
+    if event_loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    if event_loop != "asyncio":
+        raise ValueError(f"unknown event loop {event_loop!r}: use uvloop or asyncio")
+    return asyncio.run(main)
+
+
 async def run_pdc(stop: asyncio.Event, shard: int = 0, shards: int = 1) -> None:
     """Run the links of one shard until `stop` is set."""
     from wams.detection.live import install_live_detection
 
     logger.info("pdc shard %d/%d started", shard, shards)
     install_live_detection()  # fast detectors run on every aligned snapshot of this process
+    freeze_startup_objects()
     concentrator = Concentrator(shard, shards, PdcOptions.from_settings())
     await concentrator.run(stop)
     logger.info("pdc shard %d/%d stopped", shard, shards)

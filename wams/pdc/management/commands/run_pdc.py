@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from wams.pdc.runner import run_pdc
+from wams.pdc.runner import run_event_loop, run_pdc
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         shard, shards = options["shard"], options["shards"]
         if shards < 1 or not 0 <= shard < shards:
             raise CommandError(f"shard {shard} of {shards}: need 0 <= shard < shards")
-        asyncio.run(self.serve(shard, shards))
+        run_event_loop(self.serve(shard, shards), settings.WAMS_PDC_EVENT_LOOP)
 
     async def serve(self, shard: int, shards: int) -> None:
         """Run the pdc until a signal asks it to stop."""
@@ -31,6 +31,7 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        self.stdout.write(f"pdc shard {shard}/{shards} running (SIGINT or SIGTERM stops)")
+        loop_name = type(loop).__module__.split(".")[0]
+        self.stdout.write(f"pdc shard {shard}/{shards} running on {loop_name} (SIGINT or SIGTERM stops)")
         await run_pdc(stop, shard, shards)
         self.stdout.write("pdc stopped")
