@@ -18,8 +18,8 @@ After a warm-up (every link streaming) it measures a window of `--seconds`:
   an upper bound again;
 - CPU of every process (% of one core, sampled each second), link-state deltas, log warnings.
 
-The pdc keeps at most 30 instants a second for the live feed and publishes them WAMS_LIVE_RATE_HZ
-times a second, so the live delays include up to 1 / WAMS_LIVE_RATE_HZ of batching. --fleets M
+The pdc keeps at most 30 instants a second for the live feed and publishes them WAMS_PDC_LIVE_PUBLISH_HZ
+times a second, so the live delays include up to 1 / WAMS_PDC_LIVE_PUBLISH_HZ of batching. --fleets M
 splits the streams over M replayer processes (each numbers its streams' IDCODEs from 1000, so
 IDCODEs repeat across fleets; the pdc tells streams apart by their database rows). Per-instant
 live delays, late samples per second, the Redis hand-off backlog (entries not yet stored) and the
@@ -726,7 +726,7 @@ TABLE_HEAD = (
 SETTINGS_OPTIONS = {
     "WAMS_PDC_BLOCK_SECONDS": "block_seconds",
     "WAMS_PDC_WAIT_TIME_MS": "wait_ms",
-    "WAMS_LIVE_RATE_HZ": "live_rate_hz",
+    "WAMS_PDC_LIVE_PUBLISH_HZ": "live_rate_hz",
 }
 
 
@@ -775,7 +775,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="seconds after every link streams")
     parser.add_argument("--block-seconds", type=int, help="WAMS_PDC_BLOCK_SECONDS (default: the project's)")
     parser.add_argument("--wait-ms", type=int, help="WAMS_PDC_WAIT_TIME_MS (default: the project's)")
-    parser.add_argument("--live-rate-hz", type=int, help="WAMS_LIVE_RATE_HZ (default: the project's)")
+    parser.add_argument("--live-rate-hz", type=int, help="WAMS_PDC_LIVE_PUBLISH_HZ (default: the project's)")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--concurrency", type=int, default=2, help="per worker (the Procfile's 2)")
     parser.add_argument("--pdc-shards", type=int, default=1, help="run_pdc processes (WAMS_PDC_SHARDS)")

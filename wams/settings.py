@@ -141,6 +141,7 @@ WAMS_PDC_SHARDS = env_int("WAMS_PDC_SHARDS", 1, minimum=1)
 if WAMS_PDC_SHARD >= WAMS_PDC_SHARDS:
     raise ImproperlyConfigured(f"WAMS_PDC_SHARD={WAMS_PDC_SHARD} must be below WAMS_PDC_SHARDS={WAMS_PDC_SHARDS}")
 WAMS_LIVE_RATE_HZ = env_int("WAMS_LIVE_RATE_HZ", 10, minimum=1, maximum=60)
+WAMS_PDC_LIVE_PUBLISH_HZ = env_int("WAMS_PDC_LIVE_PUBLISH_HZ", 25, minimum=1, maximum=60)
 WAMS_PDC_BLOCK_SECONDS = env_int("WAMS_PDC_BLOCK_SECONDS", 1, minimum=1, maximum=60)
 WAMS_PDC_TLS_CA_FILE = env_str("WAMS_PDC_TLS_CA_FILE", "")
 WAMS_PDC_EVENT_LOOP = env_event_loop("WAMS_PDC_EVENT_LOOP")  # uvloop (default when installed) or asyncio

@@ -142,3 +142,23 @@ def test_a_waiting_consumer_stores_a_block_handed_over_after_it_started(redis_ur
         assert handoff.consume("polling", max_seconds=3.0).samples_stored == 0  # without wait: returns at once
     finally:
         timer.join()
+
+
+def test_embedded_batch_is_stored_and_an_unknown_pmu_loses_only_its_own_block(embedded: None) -> None:
+    pmu = make_pmu()
+    first, second = _blocks(pmu.pk, 2)
+    asyncio.run(handoff.asubmit_blocks([first, make_block(987_654), second]))
+    handoff.flush_embedded()
+    assert _stored_count(pmu.pk) == 300
+
+
+@pytest.mark.redis
+def test_redis_batch_is_one_pipeline_of_entries_stored_once(redis_url: str) -> None:
+    pmu = make_pmu()
+    blocks = _blocks(pmu.pk, 4)
+    asyncio.run(handoff.asubmit_blocks(blocks[:3]))
+    asyncio.run(handoff.asubmit_blocks(blocks[2:]))  # a retried batch overlaps the one before
+    client = streams.get_redis()
+    assert client.xlen(streams.HANDOFF_STREAM) == 5
+    assert persist_blocks(max_seconds=2.0) == 600
+    assert _stored_count(pmu.pk) == 600

@@ -65,6 +65,20 @@ def _store_embedded(block: SampleBlock) -> int:
         close_old_connections()
 
 
+def _store_embedded_many(blocks: Sequence[SampleBlock]) -> int:
+    """Store a batch of blocks from the writer thread in one transaction (block by block if one is refused)."""
+    close_old_connections()
+    try:
+        return ingest_many(blocks)
+    except UnknownPmuError:
+        return sum(_store_embedded(block) for block in blocks)  # keeps the others, drops the unknown PMU's
+    except Exception:
+        logger.exception("historian: could not store a batch of %d blocks", len(blocks))
+        raise
+    finally:
+        close_old_connections()
+
+
 def submit_block(block: SampleBlock) -> Future[int] | None:
     """Hand a block to the historian without waiting for storage (Redis XADD, or the embedded writer).
 
@@ -86,6 +100,24 @@ async def asubmit_block(block: SampleBlock) -> None:
         await streams.get_async_redis().xadd(streams.HANDOFF_STREAM, _entry(block))  # type: ignore[arg-type]
         return
     await asyncio.wrap_future(_embedded_writer().submit(_store_embedded, block))
+
+
+async def asubmit_blocks(blocks: Sequence[SampleBlock]) -> None:
+    """Hand several blocks over in one round trip (a Redis pipeline, or one embedded transaction).
+
+    A failure part-way may leave some blocks handed over; submitting them again is harmless, since
+    ingest stores each sample once.
+    """
+    blocks = [block for block in blocks if len(block)]
+    if not blocks:
+        return
+    if streams.redis_url():
+        async with streams.get_async_redis().pipeline(transaction=False) as pipe:
+            for block in blocks:
+                pipe.xadd(streams.HANDOFF_STREAM, _entry(block))  # type: ignore[arg-type]
+            await pipe.execute()
+        return
+    await asyncio.wrap_future(_embedded_writer().submit(_store_embedded_many, blocks))
 
 
 def flush_embedded(timeout_s: float = 30.0) -> None:

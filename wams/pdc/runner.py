@@ -3,7 +3,7 @@
 `run_pdc(stop, shard, shards)` builds a `Concentrator` from the settings and runs it. The
 concentrator polls the grid model every couple of seconds (links started, restarted, remapped or
 stopped to match it, so admin changes and operators' on/off switches need no restart), releases
-aligned snapshots continuously, publishes live updates at WAMS_LIVE_RATE_HZ, writes LinkState rows
+aligned snapshots continuously, publishes live updates at WAMS_PDC_LIVE_PUBLISH_HZ, writes LinkState rows
 about once a second, serves the output streams and hands SampleBlocks to the historian.
 """
 
@@ -60,7 +60,7 @@ class PdcOptions:
                 block_seconds=float(settings.WAMS_PDC_BLOCK_SECONDS),
             ),
             link=replace(LinkOptions(), tls_ca_file=settings.WAMS_PDC_TLS_CA_FILE),
-            live_rate_hz=settings.WAMS_LIVE_RATE_HZ,
+            live_rate_hz=settings.WAMS_PDC_LIVE_PUBLISH_HZ,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from typing import Protocol
@@ -13,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_BASE_S = 0.2
 RETRY_MAX_S = 5.0
+BATCH_BLOCKS = 500  # blocks handed over per round trip at most
 
 
 class BlockSink(Protocol):
@@ -20,6 +22,9 @@ class BlockSink(Protocol):
 
     async def submit(self, block: SampleBlock) -> None:
         """Hand one block over for storage; raise if it could not be handed over."""
+
+    async def submit_many(self, blocks: list[SampleBlock]) -> None:
+        """Hand several blocks over at once; raise if they could not all be handed over."""
 
     async def push_recent(self, blocks: list[SampleBlock]) -> None:
         """Add fresh samples to the recent window."""
@@ -32,6 +37,11 @@ class HistorianSink:
         from wams.historian.handoff import asubmit_block
 
         await asubmit_block(block)
+
+    async def submit_many(self, blocks: list[SampleBlock]) -> None:
+        from wams.historian.handoff import asubmit_blocks
+
+        await asubmit_blocks(blocks)
 
     async def push_recent(self, blocks: list[SampleBlock]) -> None:
         from wams.historian.recent import apush_recent_many
@@ -49,20 +59,26 @@ class MemorySink:
     async def submit(self, block: SampleBlock) -> None:
         self.blocks.append(block)
 
+    async def submit_many(self, blocks: list[SampleBlock]) -> None:
+        self.blocks.extend(blocks)
+
     async def push_recent(self, blocks: list[SampleBlock]) -> None:
         self.recent.extend(blocks)
 
 
 class SinkQueue:
-    """Submit blocks in order from a background task, retrying with backoff until they are taken.
+    """Submit blocks in order from a background task, in batches, retrying with backoff until taken.
 
-    At most `limit` blocks wait; beyond that the oldest is dropped (counted in `dropped`) so that a
-    long historian outage cannot exhaust the pdc's memory.
+    Whatever queued while a batch was in flight goes in the next one (at most BATCH_BLOCKS), so a
+    thousand PMUs' blocks cost a few round trips a second, not a thousand. At most `limit` blocks
+    wait; beyond that the oldest is dropped (counted in `dropped`) so that a long historian outage
+    cannot exhaust the pdc's memory.
     """
 
-    def __init__(self, sink: BlockSink, limit: int = 20_000) -> None:
+    def __init__(self, sink: BlockSink, limit: int = 20_000, batch: int = BATCH_BLOCKS) -> None:
         self.sink = sink
         self.limit = limit
+        self.batch = batch
         self.dropped = 0
         self.submitted = 0
         self.failures = 0
@@ -83,6 +99,17 @@ class SinkQueue:
         self._queue.append(block)
         self._ready.set()
 
+    def _head(self) -> list[SampleBlock]:
+        """Return the oldest queued blocks, at most one batch."""
+        return list(itertools.islice(self._queue, self.batch))
+
+    def _taken(self, batch: list[SampleBlock]) -> None:
+        """Forget the blocks of a batch that was handed over (unless `put` dropped them meanwhile)."""
+        for block in batch:
+            if self._queue and self._queue[0] is block:
+                self._queue.popleft()
+        self.submitted += len(batch)
+
     async def run(self) -> None:
         """Submit queued blocks until cancelled."""
         delay = RETRY_BASE_S
@@ -91,33 +118,31 @@ class SinkQueue:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            block = self._queue[0]
+            batch = self._head()
             try:
-                await self.sink.submit(block)
-            except Exception as exc:  # noqa: BLE001 - any failure: keep the block, retry later
+                await self.sink.submit_many(batch)
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the blocks, retry later
                 self.failures += 1
                 logger.warning("pdc: hand-off failed (%s), retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             delay = RETRY_BASE_S
-            if self._queue and self._queue[0] is block:
-                self._queue.popleft()
-            self.submitted += 1
+            self._taken(batch)
 
     async def drain(self, timeout_s: float) -> bool:
         """Submit what is queued (used at shutdown, without the background task); True if all went."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while self._queue and loop.time() < deadline:
+            batch = self._head()
             try:
-                await asyncio.wait_for(self.sink.submit(self._queue[0]), max(deadline - loop.time(), 0.01))
+                await asyncio.wait_for(self.sink.submit_many(batch), max(deadline - loop.time(), 0.01))
             except Exception as exc:  # noqa: BLE001 - report what is left behind
                 logger.warning("pdc: hand-off at shutdown failed: %s", exc)
                 await asyncio.sleep(RETRY_BASE_S)
                 continue
-            self._queue.popleft()
-            self.submitted += 1
+            self._taken(batch)
         if self._queue:
             logger.error("pdc: %d blocks not handed over at shutdown", len(self._queue))
         return not self._queue
