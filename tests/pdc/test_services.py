@@ -38,6 +38,27 @@ def test_stream_specs_carry_paths_pmus_and_the_per_unit_base() -> None:
     assert math.isclose(pmu_spec.base_voltage_v, 345_000 / math.sqrt(3))
 
 
+def test_per_unit_base_follows_phasor_0_bus_then_pmu_bus_then_substation() -> None:
+    from wams.grid.models import Bus, Channel
+
+    _, on_phasor_bus = provision(20011, 21)
+    other_bus = Bus.objects.create(number=9_001, substation=on_phasor_bus.substation, base_kv=138.0)
+    Channel.objects.filter(pmu=on_phasor_bus, order=0).update(bus=other_bus)  # phasor 0 on a 138 kV bus
+    _, on_pmu_bus = provision(20012, 22)
+    Channel.objects.filter(pmu=on_pmu_bus, order=0).update(bus=None)  # falls back to the PMU's 345 kV bus
+    _, on_substation = provision(20013, 23)
+    Channel.objects.filter(pmu=on_substation, order=0).update(bus=None)
+    type(on_substation).objects.filter(pk=on_substation.pk).update(bus=None)
+    on_substation.substation.voltage_level_kv = 230.0
+    on_substation.substation.save()
+
+    bases = {p.id: p.base_voltage_v for spec in load_stream_specs() for p in spec.pmus}
+
+    assert math.isclose(bases[on_phasor_bus.id], 138_000 / math.sqrt(3))
+    assert math.isclose(bases[on_pmu_bus.id], 345_000 / math.sqrt(3))
+    assert math.isclose(bases[on_substation.id], 230_000 / math.sqrt(3))
+
+
 def test_shards_split_streams_by_id() -> None:
     streams = [provision(20000 + k, 30 + k)[0] for k in range(4)]
     shard0 = {s.id for s in load_stream_specs(0, 2)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from django.core.exceptions import PermissionDenied
@@ -22,14 +22,6 @@ from wams.pdc.specs import OutputChannelSpec, OutputPmuSpec, OutputSpec, PathSpe
 logger = logging.getLogger(__name__)
 
 SQRT3 = math.sqrt(3.0)
-
-
-def _base_voltage_v(pmu: Pmu, channels: Sequence[Channel]) -> float:
-    """Return the phase-to-neutral base voltage of the PMU's phasor 0 (NaN when unknown)."""
-    phasor0 = next((c for c in channels if c.kind == Channel.Kind.PHASOR and c.order == 0), None)
-    bus = (phasor0.bus if phasor0 is not None else None) or pmu.bus
-    base_kv = bus.base_kv if bus is not None else pmu.substation.voltage_level_kv
-    return base_kv * 1000.0 / SQRT3 if base_kv else math.nan
 
 
 def _path_spec(path: CommunicationPath) -> PathSpec:
@@ -52,9 +44,29 @@ def _channels_query() -> Prefetch:  # type: ignore[type-arg]
     return Prefetch("channels", queryset=Channel.objects.select_related("bus").order_by("kind", "order"))
 
 
+def _phasor0_base_kv() -> dict[int, float | None]:
+    """Return, per PMU whose phasor 0 sits on a bus, that bus's base voltage in kV (tuples, no model objects)."""
+    rows = Channel.objects.filter(kind=Channel.Kind.PHASOR, order=0, bus__isnull=False)
+    return dict(rows.values_list("pmu_id", "bus__base_kv"))
+
+
+def _pmu_base_voltage_v(pmu: Pmu, phasor0_kv: dict[int, float | None]) -> float:
+    """Return the phase-to-neutral base voltage of phasor 0: its bus, else the PMU's bus, else the substation's level.
+
+    NaN when the base is unknown (zero or missing).
+    """
+    base_kv = phasor0_kv.get(pmu.id, pmu.bus.base_kv if pmu.bus is not None else pmu.substation.voltage_level_kv)
+    return base_kv * 1000.0 / SQRT3 if base_kv else math.nan
+
+
 def load_stream_specs(shard: int = 0, shards: int = 1) -> list[StreamSpec]:
-    """Return every stream of a shard (stream id modulo shards), enabled or not, with paths and PMUs."""
-    pmus = Pmu.objects.filter(enabled=True).select_related("bus", "substation").prefetch_related(_channels_query())
+    """Return every stream of a shard (stream id modulo shards), enabled or not, with paths and PMUs.
+
+    The pdc polls this every few seconds: it reads only the phasor-0 bus of each PMU's channels (as
+    tuples), not every channel as objects, so a poll of a thousand PMUs stays cheap for the event loop.
+    """
+    phasor0_kv = _phasor0_base_kv()
+    pmus = Pmu.objects.filter(enabled=True).select_related("bus", "substation")
     streams = (
         Stream.objects.annotate(shard_of=Mod("id", shards))
         .filter(shard_of=shard)
@@ -81,7 +93,7 @@ def load_stream_specs(shard: int = 0, shards: int = 1) -> list[StreamSpec]:
                         id=p.id,
                         idcode=p.idcode,
                         station_name=p.station_name,
-                        base_voltage_v=_base_voltage_v(p, list(p.channels.all())),
+                        base_voltage_v=_pmu_base_voltage_v(p, phasor0_kv),
                     )
                     for p in stream.pmus.all()
                 ),
