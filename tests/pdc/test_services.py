@@ -100,6 +100,28 @@ def test_link_states_are_created_then_updated() -> None:
     assert row.updated_at > first_update
 
 
+def test_link_state_update_writes_every_field_of_many_rows_and_drops_a_deleted_path() -> None:
+    streams = [provision(20100 + k, 40 + k)[0] for k in range(3)]
+    write_link_states([report(stream) for stream in streams])
+    fibre = streams[1].paths.get(name="fibre")
+    updated = [
+        report(streams[0], state="stale", rate_fps=0.0, latency_ms=None, last_frame_at_s=None, last_error="x" * 400),
+        report(streams[1], path_id=fibre.id, frames_received=10**12, frames_bad=7, reconnects=4),
+        report(streams[2], path_id=999_999, last_frame_at_s=1_800_000_000.25),  # a path deleted meanwhile
+    ]
+
+    assert write_link_states(updated, shard=2) == 3
+
+    rows = {row.stream_id: row for row in LinkState.objects.all()}
+    first, second, third = (rows[s.id] for s in streams)
+    assert (first.state, first.rate_fps, first.latency_ms, first.last_frame_at) == ("stale", 0.0, None, None)
+    assert first.last_error == "x" * 300
+    assert (second.path_id, second.frames_received, second.frames_bad, second.reconnects) == (fibre.id, 10**12, 7, 4)
+    assert third.path_id is None and third.last_frame_at is not None
+    assert third.last_frame_at.timestamp() == 1_800_000_000.25
+    assert {row.shard for row in rows.values()} == {2}
+
+
 def test_operator_switches_a_stream_off_and_a_viewer_may_not(django_user_model: object) -> None:
     owner = make_organisation()
     stream, _ = provision(20001, 11, owner=owner)
