@@ -29,7 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from wams.grid.loaders import DemoPorts
+from wams.grid.loaders import DemoPorts, load_demo_topology
+from wams.grid.models import CommunicationPath, Pmu, Stream
 from wams.synchrophasor import PdcClient
 
 SNAPSHOT_PERIOD_S = 0.1
@@ -57,6 +58,28 @@ def free_demo_ports(streams: int = 13, rtus: int = 16) -> DemoPorts:
         if ports_free(needed):
             return ports
     raise RuntimeError("no free block of ports for the demo fleet")
+
+
+StreamAddress = tuple[str, int, int, dict[int, int]]  # host, port, IDCODE, PMU id by IDCODE
+
+
+def watch_streams(bus_numbers: tuple[int, ...]) -> tuple[list[StreamAddress], list[Pmu]]:
+    """Load the demo on free ports, keep only the streams of the PMUs at `bus_numbers` (TCP path only).
+
+    Return where to read those streams and the watched PMUs. Loading again for a second run keeps
+    the same rows on fresh ports.
+    """
+    load_demo_topology(free_demo_ports())
+    watched = list(Pmu.objects.filter(bus__number__in=bus_numbers).select_related("stream", "bus"))
+    keep = {pmu.stream_id for pmu in watched}
+    Stream.objects.exclude(pk__in=keep).update(enabled=False)
+    CommunicationPath.objects.exclude(name="fibre").update(enabled=False)
+    streams: list[StreamAddress] = []
+    for stream in Stream.objects.filter(pk__in=keep):
+        path = stream.paths.get(name="fibre")
+        pmu_ids = {pmu.idcode: pmu.pk for pmu in stream.pmus.all()}
+        streams.append((path.host, path.port, stream.idcode, pmu_ids))
+    return streams, watched
 
 
 def database_url() -> str:

@@ -16,13 +16,12 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tests.conftest import make_user
-from tests.control.closedloop import Collector, SimulatorProcess, free_demo_ports, mean_frequency
+from tests.control.closedloop import Collector, SimulatorProcess, mean_frequency, watch_streams
 from wams.control.countermeasures import evaluate_snapshot, reset_runtime
 from wams.control.iec104 import reset_pool
 from wams.control.models import Command, Scheme, SchemeAction, SchemeStage
 from wams.control.services import arm_scheme, poll_device_states, set_dry_run
-from wams.grid.loaders import load_demo_topology
-from wams.grid.models import CommunicationPath, ControllableDevice, Organisation, Pmu, Stream
+from wams.grid.models import ControllableDevice, Organisation
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.django_db(transaction=True)]
 
@@ -39,16 +38,7 @@ STAGE_2_BLOCKS = ("Load block West Walpole", "Load block Woburn", "Load block Ag
 
 def prepare_grid() -> dict[str, Any]:
     """Load the demo on free ports, keep three PMU streams (TCP path only) and return what to read."""
-    load_demo_topology(free_demo_ports())  # again for the second run: same rows, fresh ports
-    watched = Pmu.objects.filter(bus__number__in=WATCHED_BUSES).select_related("stream")
-    keep = {pmu.stream_id for pmu in watched}
-    Stream.objects.exclude(pk__in=keep).update(enabled=False)
-    CommunicationPath.objects.exclude(name="fibre").update(enabled=False)
-    streams = []
-    for stream in Stream.objects.filter(pk__in=keep):
-        path = stream.paths.get(name="fibre")
-        pmu_ids = {pmu.idcode: pmu.pk for pmu in stream.pmus.all()}
-        streams.append((path.host, path.port, stream.idcode, pmu_ids))
+    streams, watched = watch_streams(WATCHED_BUSES)
     return {"streams": streams, "pmu_ids": [pmu.pk for pmu in watched]}
 
 

@@ -20,14 +20,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_user
-from tests.control.closedloop import Collector, SimulatorProcess, aligned, free_demo_ports
+from tests.control.closedloop import Collector, SimulatorProcess, aligned, watch_streams
 from wams.control.countermeasures import evaluate_snapshot, reset_runtime
 from wams.control.iec104 import reset_pool
 from wams.control.models import Command, Scheme, SchemeAction, SchemeStage
 from wams.control.services import arm_scheme, poll_device_states, set_dry_run
 from wams.control.services.states import read_device_state
-from wams.grid.loaders import load_demo_topology
-from wams.grid.models import CommunicationPath, ControllableDevice, Corridor, Organisation, Pmu, Stream
+from wams.grid.models import ControllableDevice, Corridor, Organisation
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.django_db(transaction=True)]
 
@@ -45,16 +44,7 @@ F0 = 60.0
 
 def prepare_grid() -> dict[str, Any]:
     """Load the demo on free ports, keep the watched PMU streams (TCP path only) and return what to read."""
-    load_demo_topology(free_demo_ports())  # again for the second run: same rows, fresh ports
-    watched = Pmu.objects.filter(bus__number__in=WATCHED_BUSES).select_related("stream", "bus")
-    keep = {pmu.stream_id for pmu in watched}
-    Stream.objects.exclude(pk__in=keep).update(enabled=False)
-    CommunicationPath.objects.exclude(name="fibre").update(enabled=False)
-    streams = []
-    for stream in Stream.objects.filter(pk__in=keep):
-        path = stream.paths.get(name="fibre")
-        pmu_ids = {pmu.idcode: pmu.pk for pmu in stream.pmus.all()}
-        streams.append((path.host, path.port, stream.idcode, pmu_ids))
+    streams, watched = watch_streams(WATCHED_BUSES)
     return {"streams": streams, "pmu_of_bus": {pmu.bus.number: pmu.pk for pmu in watched}}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
@@ -237,66 +238,41 @@ def _load_controllables(
         index = rtu_index[substation.code]
         return ports.rtu_port_base + index, index + 1
 
+    def device(name: str, kind: str, bus_number: int, owner: Organisation, ioa: int, **fields: Any) -> None:
+        """Create or update one RTU-controlled device at a bus's substation, on command address `ioa`."""
+        substation = buses[bus_number].substation
+        port, common = address(substation)
+        ControllableDevice.objects.update_or_create(
+            name=name,
+            defaults={
+                "kind": kind,
+                "substation": substation,
+                "owner": owner,
+                "bus": buses[bus_number],
+                "iec104_host": ports.host,
+                "iec104_port": port,
+                "common_address": common,
+                "ioa": ioa,
+                "status_ioa": ioa + 1000,
+                **fields,
+            },
+        )
+
     def breakers(items: list[tuple[str, tuple[int, int]]], ioa: int) -> int:
         for name, (a, b) in items:
-            substation = buses[a].substation
-            port, common = address(substation)
             ioa += 1
-            ControllableDevice.objects.update_or_create(
-                name=name,
-                defaults={
-                    "kind": ControllableDevice.Kind.BREAKER,
-                    "substation": substation,
-                    "owner": substation.owner,
-                    "line": lines[frozenset((a, b))],
-                    "bus": buses[a],
-                    "iec104_host": ports.host,
-                    "iec104_port": port,
-                    "common_address": common,
-                    "ioa": ioa,
-                    "status_ioa": ioa + 1000,
-                },
-            )
+            kind = ControllableDevice.Kind.BREAKER
+            device(name, kind, a, buses[a].substation.owner, ioa, line=lines[frozenset((a, b))])
         return ioa
 
     ioa = breakers(demo.BREAKERS, 1000)
     for name, bus_number, mw, owner in demo.LOAD_BLOCKS:
-        substation = buses[bus_number].substation
-        port, common = address(substation)
         ioa += 1
-        ControllableDevice.objects.update_or_create(
-            name=name,
-            defaults={
-                "kind": ControllableDevice.Kind.LOAD_BLOCK,
-                "substation": substation,
-                "owner": orgs[owner],
-                "bus": buses[bus_number],
-                "load_mw": mw,
-                "iec104_host": ports.host,
-                "iec104_port": port,
-                "common_address": common,
-                "ioa": ioa,
-                "status_ioa": ioa + 1000,
-            },
-        )
+        device(name, ControllableDevice.Kind.LOAD_BLOCK, bus_number, orgs[owner], ioa, load_mw=mw)
     for name, bus_number in demo.GENERATOR_SETPOINTS:
-        substation = buses[bus_number].substation
-        port, common = address(substation)
         ioa += 1
-        ControllableDevice.objects.update_or_create(
-            name=name,
-            defaults={
-                "kind": ControllableDevice.Kind.GENERATOR_SETPOINT,
-                "substation": substation,
-                "owner": substation.owner,
-                "bus": buses[bus_number],
-                "iec104_host": ports.host,
-                "iec104_port": port,
-                "common_address": common,
-                "ioa": ioa,
-                "status_ioa": ioa + 1000,
-            },
-        )
+        kind = ControllableDevice.Kind.GENERATOR_SETPOINT
+        device(name, kind, bus_number, buses[bus_number].substation.owner, ioa)
     breakers(demo.ISLANDING_BREAKERS, ioa)
 
 
