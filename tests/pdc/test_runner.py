@@ -115,6 +115,8 @@ def test_streams_are_aligned_stored_once_published_and_their_link_states_written
         seen = {v.timestamp_us for v in views if v.present[v.pmu_ids == pmu.id][0]}
         assert seen <= set(stored)
     assert sink.recent and {b.pmu_id for b in sink.recent} == {pmu_a.id, pmu_b.id}
+    handed_over = {id(block) for block in sink.blocks}
+    assert all(id(block) in handed_over for block in sink.recent)  # the recent window gets the stored blocks
 
     # Live payloads follow the contract.
     snapshots = published.of(live.EVENT_SNAPSHOT)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from wams.historian.blocks import SampleBlock
 from wams.pdc import hooks
-from wams.pdc.accumulate import BlockAccumulator, Columns, Measured
+from wams.pdc.accumulate import BlockAccumulator, Measured
 from wams.pdc.align import Aligner, Arrival, Snapshot
 from wams.pdc.link import Link
 from wams.pdc.livefeed import LiveBuffer, PmuTable, SnapshotView
@@ -30,25 +30,6 @@ class DataPathOptions:
     live_points_hz: float = 30.0  # instants per second kept for live updates
 
 
-class _Recent:
-    """Samples of each PMU since the last push to the recent window."""
-
-    def __init__(self) -> None:
-        self.samples: dict[int, Columns] = {}
-
-    def add(self, pmu_id: int, timestamp_us: int, sample: Measured, late: bool) -> None:
-        """Keep one sample for the next push."""
-        columns = self.samples.get(pmu_id)
-        if columns is None:
-            columns = self.samples[pmu_id] = Columns()
-        columns.add(timestamp_us, sample, late)
-
-    def take(self) -> list[SampleBlock]:
-        """Return the kept samples as one block per PMU and start afresh."""
-        taken, self.samples = self.samples, {}
-        return [columns.block(pmu_id) for pmu_id, columns in taken.items()]
-
-
 class DataPath:
     """Receive frames from links (it is their LinkConsumer), align them and route the results.
 
@@ -65,7 +46,7 @@ class DataPath:
         self.table = PmuTable({})
         self._bases: dict[int, float | None] = {}
         self.outputs: dict[int, OutputServer] = {}
-        self.recent = _Recent()
+        self.recent_blocks: list[SampleBlock] = []  # handed over since the last recent-window push
         self._link_pmus: dict[int, set[int]] = {}  # stream id -> PMU ids registered for it
         self.snapshots_released = 0
 
@@ -134,18 +115,31 @@ class DataPath:
         for snapshot in self.aligner.flush(now_s):
             self._route(snapshot, now_s)
         for block in self.accumulator.cut_all():
-            self.on_block(block)
+            self._emit(block)
 
     def cut_idle(self, now_s: float) -> None:
         """Hand over the blocks of PMUs that stopped reporting."""
         for block in self.accumulator.cut_idle(now_s):
-            self.on_block(block)
+            self._emit(block)
+
+    def take_recent(self) -> list[SampleBlock]:
+        """Return the blocks handed over since the last call, for the historian's recent window."""
+        taken, self.recent_blocks = self.recent_blocks, []
+        return taken
+
+    def _emit(self, block: SampleBlock) -> None:
+        """Hand a finished block to storage and keep it for the recent window.
+
+        The recent window gets the same blocks as storage (WAMS_PDC_BLOCK_SECONDS long) rather than
+        blocks rebuilt from every sample a second time, which cost a third of the pdc at 1,000 PMUs.
+        """
+        self.on_block(block)
+        self.recent_blocks.append(block)
 
     def _store(self, pmu_id: int, timestamp_us: int, sample: Measured, late: bool, now_s: float) -> None:
-        """Put one sample into its PMU's block and the recent window."""
+        """Put one sample into its PMU's block."""
         for block in self.accumulator.add(pmu_id, timestamp_us, sample, late, now_s):
-            self.on_block(block)
-        self.recent.add(pmu_id, timestamp_us, sample, late)
+            self._emit(block)
 
     def _route(self, snapshot: Snapshot[Measured], now_s: float) -> None:
         """Store, broadcast and serve one released snapshot."""

@@ -42,7 +42,7 @@ class PdcOptions:
     data: DataPathOptions = field(default_factory=DataPathOptions)
     link: LinkOptions = field(default_factory=LinkOptions)
     live_rate_hz: float = 10.0
-    recent_push_s: float = 0.5  # one small block per PMU per push: the cost grows with the PMU count
+    recent_push_s: float = 0.5  # pushes the blocks handed over meanwhile (none between block cuts)
     model_poll_s: float = 2.0
     state_write_s: float = 1.0
     release_tick_max_s: float = 0.05
@@ -291,8 +291,8 @@ class Concentrator:
             await self.publish(live.GROUP_SNAPSHOTS, live.EVENT_SNAPSHOT, payload)
 
     async def push_recent(self) -> None:
-        """Push the samples aligned since the last push to the historian's recent window."""
-        recent = self.data.recent.take()
+        """Push the blocks handed over since the last push to the historian's recent window."""
+        recent = self.data.take_recent()
         if recent:
             try:
                 await self.sink.sink.push_recent(recent)
