@@ -156,6 +156,14 @@ WAMS_CONTROL_COMMAND_TIMEOUT_MS = env_int("WAMS_CONTROL_COMMAND_TIMEOUT_MS", 500
 WAMS_EVENT_WINDOW_PRE_S = env_int("WAMS_EVENT_WINDOW_PRE_S", 10, minimum=0, maximum=600)
 WAMS_EVENT_WINDOW_POST_S = env_int("WAMS_EVENT_WINDOW_POST_S", 30, minimum=0, maximum=600)
 WAMS_OSCILLATION_WINDOW_S = env_int("WAMS_OSCILLATION_WINDOW_S", 120, minimum=30, maximum=600)
+# Read budgets (wams/historian/budget.py): every query and export is priced before it decodes anything.
+WAMS_QUERY_MAX_SAMPLES = env_int("WAMS_QUERY_MAX_SAMPLES", 20_000_000, minimum=1000)
+WAMS_QUERY_MAX_VALUES = env_int("WAMS_QUERY_MAX_VALUES", 1_000_000, minimum=1000)
+WAMS_QUERY_MAX_CHANNELS = env_int("WAMS_QUERY_MAX_CHANNELS", 64, minimum=1, maximum=4096)
+WAMS_EXPORT_MAX_VALUES = env_int("WAMS_EXPORT_MAX_VALUES", 20_000_000, minimum=1000)
+WAMS_QUERY_SLICE_MB = env_int("WAMS_QUERY_SLICE_MB", 8, minimum=1, maximum=1024)
+WAMS_QUERY_CONCURRENCY = env_int("WAMS_QUERY_CONCURRENCY", 2, minimum=1, maximum=64)
+WAMS_QUERY_WAIT_S = env_int("WAMS_QUERY_WAIT_S", 10, minimum=0, maximum=600)
 
 LOGGING = {
     "version": 1,

@@ -194,6 +194,17 @@ def _assert_matches_brute_force(
             np.testing.assert_allclose(actual, expected, rtol=tolerance, atol=tolerance * scale, equal_nan=True)
 
 
+def _assert_raw(traces: list[Trace], block: SampleBlock, start_us: int, end_us: int) -> None:
+    columns = _reference_columns(block)
+    inside = (block.timestamp_us >= start_us) & (block.timestamp_us <= end_us)
+    for trace in traces:
+        assert not trace.decimated
+        np.testing.assert_array_equal(trace.timestamp_us, block.timestamp_us[inside])
+        expected = columns[trace.channel][inside]
+        scale = max(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
+        np.testing.assert_allclose(trace.mean, expected, rtol=1e-7, atol=1e-7 * scale, equal_nan=True)
+
+
 def _fleet_block(pmu_id: int, n: int, seed: int = 3) -> SampleBlock:
     """Return n samples at 30 fps with NaN gaps: a few lone samples and one whole second of frequency."""
     block = make_block(pmu_id, n=n, fps=30, n_phasors=2, n_analogs=1, n_digitals=1, seed=seed)
@@ -205,8 +216,12 @@ def _fleet_block(pmu_id: int, n: int, seed: int = 3) -> SampleBlock:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("max_points", [1, 7, 37, 400])
-def test_decimated_query_equals_brute_force_over_mixed_chunk_lengths(max_points: int) -> None:
+@pytest.mark.parametrize("slice_mb", [8, 0.0005])  # one group of chunks, or about one chunk per group
+@pytest.mark.parametrize("max_points", [1, 7, 37, 400, 5000])
+def test_decimated_query_equals_brute_force_over_mixed_chunk_lengths(
+    max_points: int, slice_mb: float, settings
+) -> None:
+    settings.WAMS_QUERY_SLICE_MB = slice_mb
     pmu = make_pmu()
     block = _fleet_block(pmu.pk, 1800)  # 60 s
     late = np.zeros(len(block), dtype=bool)
@@ -223,7 +238,10 @@ def test_decimated_query_equals_brute_force_over_mixed_chunk_lengths(max_points:
     traces = query_traces(
         [pmu.pk], ALL_KINDS, datetime_from_us(start_us), datetime_from_us(end_us), max_points, include_recent=False
     )
-    _assert_matches_brute_force(traces, block, start_us, end_us, max_points)
+    if max_points < len(block):
+        _assert_matches_brute_force(traces, block, start_us, end_us, max_points)
+    else:  # fits: the raw samples, time-ordered
+        _assert_raw(traces, block, start_us, end_us)
 
 
 @pytest.mark.django_db
@@ -244,7 +262,9 @@ def test_traces_do_not_depend_on_chunk_length() -> None:
 
 
 @pytest.mark.django_db
-def test_decimated_query_merges_recent_window_like_brute_force(embedded: None) -> None:
+@pytest.mark.parametrize("slice_mb", [8, 0.0005])
+def test_decimated_query_merges_recent_window_like_brute_force(embedded: None, slice_mb: float, settings) -> None:
+    settings.WAMS_QUERY_SLICE_MB = slice_mb
     pmu = make_pmu()
     block = _fleet_block(pmu.pk, 900)
     ingest(codec.take_samples(block, slice(0, 600)))

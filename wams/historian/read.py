@@ -7,7 +7,7 @@ segments' partials: no float64 copy of whole columns, and segments need not be j
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from django.db import connections
 from django.db.models import QuerySet
 
 from wams.historian import codec
+from wams.historian.models import Chunk
 from wams.historian.services import overlapping
 
 if TYPE_CHECKING:
@@ -32,6 +33,30 @@ DEG_PER_RAD = 180.0 / np.pi
 def chunk_rows(pmu_id: int, start_us: int, end_us: int) -> list[tuple[int, int, bytes | memoryview]]:
     """Return (start_us, end_us, data) of a PMU's chunks overlapping [start_us, end_us], oldest first."""
     rows = overlapping(pmu_id, start_us, end_us).order_by("start_us").values_list("start_us", "end_us", "data")
+    return fetch_binary(rows)
+
+
+def chunk_row_groups(pmu_id: int, start_us: int, end_us: int, max_bytes: int) -> Iterator[Rows]:
+    """Yield a PMU's chunk rows overlapping the window, oldest first, in groups of at most `max_bytes` of data.
+
+    One metadata query finds the chunks; each group's data is fetched when the group is asked for, so a
+    long window never holds more than one group of compressed data per consumer.
+    """
+    meta = overlapping(pmu_id, start_us, end_us).order_by("start_us").values_list("pk", "size_bytes")
+    group: list[int] = []
+    size = 0
+    for pk, n_bytes in list(meta):
+        if group and size + n_bytes > max_bytes:
+            yield _rows_of(group)
+            group, size = [], 0
+        group.append(pk)
+        size += n_bytes
+    if group:
+        yield _rows_of(group)
+
+
+def _rows_of(chunk_ids: Sequence[int]) -> Rows:
+    rows = Chunk.objects.filter(pk__in=chunk_ids).order_by("start_us").values_list("start_us", "end_us", "data")
     return fetch_binary(rows)
 
 
