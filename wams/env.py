@@ -129,3 +129,21 @@ def env_event_loop(name: str = "WAMS_PDC_EVENT_LOOP", environ: Mapping[str, str]
     if value == "uvloop" and not has_uvloop:
         raise ImproperlyConfigured(f"{name}=uvloop but uvloop is not installed (pip install uvloop, or use asyncio)")
     return value
+
+
+_RATE_PERIODS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def env_rate(name: str, default: str, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """Return a rate limit "N/m" (also /s, /h, /d, or "N/5m") as (requests, period_s); None for "off"."""
+    raw = env_str(name, default, environ).strip().lower()
+    if raw in {"off", "0", "none"}:
+        return None
+    count, _, period = raw.partition("/")
+    multiple, unit = period[:-1], period[-1:]
+    if not count.isdigit() or int(count) < 1 or unit not in _RATE_PERIODS_S or not (multiple.isdigit() or not multiple):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate (e.g. 600/m, 30/m, 10/s, 100/5m or off)")
+    seconds = _RATE_PERIODS_S[unit] * (int(multiple) if multiple else 1)
+    if seconds < 1:
+        raise ImproperlyConfigured(f"{name}={raw!r}: the period must be at least one second")
+    return int(count), seconds

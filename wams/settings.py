@@ -7,7 +7,17 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from wams.env import env_bool, env_choice, env_database, env_event_loop, env_int, env_list, env_redis_url, env_str
+from wams.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_event_loop,
+    env_int,
+    env_list,
+    env_rate,
+    env_redis_url,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("WAMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -94,6 +104,12 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
+# Rate-limit counters live in Redis when there is one (every web process counts against the same
+# limit); the embedded single process keeps them in memory.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wams"}}
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -153,6 +169,12 @@ WAMS_HISTORIAN_CLAIM_IDLE_MS = env_int("WAMS_HISTORIAN_CLAIM_IDLE_MS", 30_000, m
 WAMS_HTTP_PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 WAMS_CONTROL_SELECT_TIMEOUT_S = env_int("WAMS_CONTROL_SELECT_TIMEOUT_S", 30, minimum=1, maximum=600)
 WAMS_CONTROL_COMMAND_TIMEOUT_MS = env_int("WAMS_CONTROL_COMMAND_TIMEOUT_MS", 5000, minimum=100, maximum=120_000)
+# Abuse limits (wams/ratelimit.py): requests per application token on /api/, control actions per user.
+WAMS_API_RATE = env_rate("WAMS_API_RATE", "600/m")
+WAMS_CONTROL_RATE = env_rate("WAMS_CONTROL_RATE", "30/m")
+WAMS_PAGE_RATE = env_rate("WAMS_PAGE_RATE", "600/m")
+# Webhook hosts or networks (CIDR) allowed although private or loopback (wams/api/urlguard.py).
+WAMS_WEBHOOK_ALLOW = env_list("WAMS_WEBHOOK_ALLOW", [])
 WAMS_EVENT_WINDOW_PRE_S = env_int("WAMS_EVENT_WINDOW_PRE_S", 10, minimum=0, maximum=600)
 WAMS_EVENT_WINDOW_POST_S = env_int("WAMS_EVENT_WINDOW_POST_S", 30, minimum=0, maximum=600)
 WAMS_OSCILLATION_WINDOW_S = env_int("WAMS_OSCILLATION_WINDOW_S", 120, minimum=30, maximum=600)

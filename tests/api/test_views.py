@@ -168,7 +168,10 @@ def test_latest_values_come_from_the_recent_window_or_the_newest_stored_sample(
     assert latest[1]["values"]["frequency_hz"] == pytest.approx(60.01)
 
 
-def test_subscriptions_are_created_with_a_secret_shown_once_and_validated(client: Client, grid: dict[str, Any]) -> None:
+def test_subscriptions_are_created_with_a_secret_shown_once_and_validated(
+    client: Client, grid: dict[str, Any], settings: Any
+) -> None:
+    settings.WAMS_WEBHOOK_ALLOW = ["127.0.0.1"]  # the test's receiver is local: the admin allows it
     body = {
         "kind": "event",
         "event_kinds": ["under_frequency", "rocof"],

@@ -2,7 +2,9 @@
 
 The body is the delivery's JSON (sorted keys, compact); the header `X-WAMS-Signature` carries
 `sha256=<hex HMAC-SHA256 of the body keyed with the subscription secret>`. A non-2xx answer or a
-network error is retried with exponential backoff until MAX_ATTEMPTS, then the delivery fails.
+network error is retried with exponential backoff until MAX_ATTEMPTS, then the delivery fails. A URL
+the guard (wams/api/urlguard.py) refuses at sending time fails at once, with the reason and no
+connection made.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
+import socket
+import ssl
 from typing import Any
 
 from django.db.models import F, Q
 from django.utils import timezone
 
 from wams.api.models import Delivery
+from wams.api.urlguard import UnresolvedHost, UnsafeUrl, check_webhook_url
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +55,40 @@ def backoff_s(attempts: int) -> float:
     return float(min(BACKOFF_FIRST_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Treat a redirect as an answer, not as a hop to follow with the signed body."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to the host's checked address: Host header from the URL, socket to `address`."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._create_connection = lambda _addr, timeout, source: socket.create_connection(  # type: ignore[assignment]
+            (address, port), timeout, source
+        )
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection to the checked address; TLS still verifies the certificate for the URL's host."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._create_connection = lambda _addr, timeout, source: socket.create_connection(  # type: ignore[assignment]
+            (address, port), timeout, source
+        )
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float = TIMEOUT_S) -> int:
-    """POST a body; return the HTTP status (raise OSError on network failure)."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310 - http(s) only, checked when subscribed
+    """POST a body to a URL the guard accepts; return the HTTP status (raise OSError on network failure).
+
+    The guard runs now (not only when subscribing) and the socket goes to the address it checked, so a
+    DNS answer that changed since cannot point the request elsewhere. Redirects are answers, not hops.
+    """
+    checked = check_webhook_url(url)
+    kind = _PinnedHTTPSConnection if checked.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(checked.host, checked.port, checked.address, timeout_s)
     try:
-        with _opener.open(request, timeout=timeout_s) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        connection.request("POST", checked.target, body=body, headers=headers)
+        return int(connection.getresponse().status)
+    finally:
+        connection.close()
 
 
 def claim(delivery_id: int, now: dt.datetime) -> bool:
@@ -103,9 +123,14 @@ def deliver(delivery_id: int) -> str:
     }
     code: int | None = None
     error = ""
+    refused = False
     try:
         code = post(subscription.webhook_url, body, headers)
-    except (OSError, ValueError) as exc:
+    except UnresolvedHost as exc:  # DNS may come back: retried like a network error
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    except UnsafeUrl as exc:  # nothing was sent: the URL (or what its host resolves to now) is not public
+        error, refused = f"refused: {exc}"[:300], True
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
     done = timezone.now()
     if code is not None and 200 <= code < 300:
@@ -113,7 +138,8 @@ def deliver(delivery_id: int) -> str:
         fields: dict[str, Any] = {"delivered_at": done, "last_error": ""}
     else:
         error = error or f"HTTP {code}"
-        status = Delivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else Delivery.Status.PENDING
+        final = refused or delivery.attempts >= MAX_ATTEMPTS
+        status = Delivery.Status.FAILED if final else Delivery.Status.PENDING
         fields = {"next_attempt_at": done + dt.timedelta(seconds=backoff_s(delivery.attempts)), "last_error": error}
         logger.warning(
             "delivery %d to %s: %s (attempt %d)", delivery.pk, subscription.webhook_url, error, delivery.attempts

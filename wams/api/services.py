@@ -13,7 +13,6 @@ import math
 import secrets
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 from django.conf import settings
@@ -21,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from wams.api import urlguard
 from wams.api.models import Application, Delivery, Subscription
 from wams.detection.analytics.types import DetectionKind
 from wams.detection.models import Event
@@ -28,9 +28,12 @@ from wams.detection.services import (
     CHANGE_CLEARED,
     CHANGE_ESCALATED,
     CHANGE_RAISED,
+    event_payload,
+    redact_event,
     severity_rank,
 )
 from wams.grid.models import Pmu
+from wams.grid.services import Visibility, organisation_visibility
 from wams.historian.query import block_columns, parse_channel
 from wams.historian.recent import read_recent
 
@@ -40,7 +43,6 @@ DEFAULT_QUANTITIES = ["frequency_hz", "rocof_hz_per_s", "phasor_0_magnitude", "p
 EVENT_KINDS = sorted({k.value for k in DetectionKind} | {"fault_record"})
 MAX_REPORT_PMUS = 500
 KEEP_DELIVERIES = dt.timedelta(days=7)
-PRIVATE_QUANTITIES = ("mode_shape", "source_pmu", "amplitude_channel")
 
 
 class ApiError(Exception):
@@ -73,34 +75,36 @@ def subscription_pmu_ids(subscription: Subscription) -> set[int]:
     return chosen & visible if chosen else visible
 
 
+def application_visibility(application: Application) -> Visibility:
+    """Return what an application may see: its organisation's view (the one redaction rule)."""
+    return organisation_visibility(application.organisation_id)
+
+
 def application_events(application: Application) -> QuerySet[Event]:
-    """Return the events an application may see: on a visible PMU, or grid-wide (no PMU)."""
-    visible = application_pmus(application).values("pk")
-    return Event.objects.filter(Q(pmus__in=visible) | Q(pmus__isnull=True)).distinct()
+    """Return the events an application may see: on a visible PMU or substation, or grid-wide (naming none)."""
+    visibility = application_visibility(application)
+    unscoped = Q(pmus__isnull=True) & Q(substations__isnull=True)
+    seen = Q(pmus__in=list(visibility.pmu_ids)) | Q(substations__in=list(visibility.substation_ids))
+    return Event.objects.filter(seen | unscoped).distinct()
 
 
-def event_json(event: Event, visible: set[int]) -> dict[str, Any]:
-    """Describe an event to an application, naming only the PMUs (and their details) it may see."""
+def event_json(event: Event, visibility: Visibility) -> dict[str, Any]:
+    """Describe an event to an application, naming only the PMUs and substations it may see."""
     pmus = list(event.pmus.all())
-    shown = [p for p in pmus if p.pk in visible]
-    quantities = dict(event.quantities)
-    if len(shown) < len(pmus):
-        for name in PRIVATE_QUANTITIES:
-            quantities.pop(name, None)
-    substations = (
-        sorted({p.substation.code for p in shown}) if pmus else sorted(s.code for s in event.substations.all())
-    )
+    shown = redact_event(event_payload(event), visibility)
+    codes = {s.pk: s.code for s in event.substations.all()} | {p.substation_id: p.substation.code for p in pmus}
+    substation_ids = set(shown["substation_ids"]) | {p.substation_id for p in pmus if p.pk in shown["pmu_ids"]}
     return {
         "id": event.pk,
         "kind": event.kind,
         "severity": event.severity,
         "state": event.state,
-        "summary": event.summary if len(shown) == len(pmus) else f"{event.kind.replace('_', ' ')} event",
-        "started_at": event.started_at.isoformat(),
-        "ended_at": event.ended_at.isoformat() if event.ended_at else None,
-        "pmu_ids": sorted(p.pk for p in shown),
-        "substations": substations,
-        "quantities": quantities,
+        "summary": shown["summary"],
+        "started_at": shown["started_at"],
+        "ended_at": shown["ended_at"],
+        "pmu_ids": sorted(shown["pmu_ids"]),
+        "substations": sorted(codes[s] for s in substation_ids if s in codes),
+        "quantities": dict(shown["quantities"]),
     }
 
 
@@ -126,15 +130,11 @@ def _strings(value: Any, name: str) -> list[str]:
 
 
 def check_webhook_url(url: Any) -> str:
-    """Return a valid http(s) webhook URL, or raise a 400."""
-    if not isinstance(url, str) or not url:
-        raise ApiError(400, "webhook_url is required")
-    parsed = urlparse(url)
-    if parsed.scheme not in {"http", "https"} or not parsed.hostname or any(c.isspace() for c in url):
-        raise ApiError(400, "webhook_url must be an http:// or https:// URL with a host")
-    if len(url) > 500:
-        raise ApiError(400, "webhook_url is longer than 500 characters")
-    return url
+    """Return a webhook URL the guard accepts (http/https, public address or allow-listed), or raise a 400."""
+    try:
+        return urlguard.check_webhook_url(url).url
+    except urlguard.UnsafeUrl as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def check_pmu_ids(application: Application, value: Any) -> list[int]:
@@ -170,12 +170,11 @@ def create_subscription(application: Application, data: Any) -> tuple[Subscripti
     kind = data.get("kind")
     if kind not in Subscription.Kind.values:
         raise ApiError(400, f"kind must be one of {', '.join(Subscription.Kind.values)}")
-    url = check_webhook_url(data.get("webhook_url"))
     pmu_ids = check_pmu_ids(application, data.get("pmus"))
     name = data.get("name", "")
     if not isinstance(name, str) or len(name) > 100:
         raise ApiError(400, "name must be a string of at most 100 characters")
-    fields: dict[str, Any] = {"application": application, "kind": kind, "name": name, "webhook_url": url}
+    fields: dict[str, Any] = {"application": application, "kind": kind, "name": name}
     if kind == Subscription.Kind.PERIODIC:
         fields["period_s"] = _number(data.get("period_s"), "period_s", 1.0, 86_400.0)
         quantities = _strings(data.get("quantities"), "quantities") or list(DEFAULT_QUANTITIES)
@@ -195,6 +194,7 @@ def create_subscription(application: Application, data: Any) -> tuple[Subscripti
             raise ApiError(400, f"min_severity must be one of {', '.join(Event.Severity.values)}")
         fields["event_kinds"] = kinds
         fields["min_severity"] = severity
+    fields["webhook_url"] = check_webhook_url(data.get("webhook_url"))  # last: it resolves the host
     secret = secrets.token_hex(32)
     subscription = Subscription.objects.create(secret=secret, **fields)
     if pmu_ids:
@@ -252,6 +252,7 @@ def fan_out_event(event_id: int, change: str) -> int:
     created = 0
     for subscription in subscriptions:
         scope = subscription_pmu_ids(subscription)
+        visibility = application_visibility(subscription.application)
         if event_pmus and not event_pmus & scope:
             continue
         told = Delivery.objects.filter(subscription=subscription, event=event).exclude(change=CHANGE_CLEARED)
@@ -264,7 +265,7 @@ def fan_out_event(event_id: int, change: str) -> int:
             "change": change,
             "subscription_id": subscription.pk,
             "created_at": now.isoformat(),
-            "event": event_json(event, scope),
+            "event": event_json(event, visibility),
         }
         try:
             with transaction.atomic():

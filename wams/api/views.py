@@ -10,36 +10,46 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 import numpy as np
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
+from wams import ratelimit
 from wams.api.auth import authenticate
 from wams.api.models import Application, Subscription
 from wams.api.services import (
+    EVENT_KINDS,
     ApiError,
     application_events,
     application_pmus,
+    application_visibility,
     create_subscription,
     event_json,
     subscription_json,
     visible_pmu_ids,
 )
 from wams.detection.faultrecords import FaultRecordError, ingest_burst
+from wams.detection.models import Event
 from wams.grid.models import Stream
 from wams.historian.models import Chunk, datetime_from_us
 from wams.historian.query import block_columns, parse_channel, query_traces, read_columns
 from wams.historian.recent import read_recent
 
 ApiView = Callable[..., HttpResponse]
+
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
 
 MAX_WINDOW = dt.timedelta(days=1)
 MAX_POINTS = 100_000
@@ -66,6 +76,9 @@ def api_view(*methods: str) -> Callable[[ApiView], ApiView]:
             application = authenticate(request.headers.get("Authorization", ""))
             if application is None:
                 return error(401, "give a valid application token: Authorization: Bearer <token>")
+            limited = ratelimit.hit(request, "api", f"application:{application.pk}", settings.WAMS_API_RATE)
+            if limited is not None:
+                return ratelimit.with_retry_after(error(429, limited.message), limited)
             if request.method not in methods:
                 response = error(405, f"use {' or '.join(methods)}")
                 response["Allow"] = ", ".join(methods)
@@ -74,6 +87,10 @@ def api_view(*methods: str) -> Callable[[ApiView], ApiView]:
                 return func(request, application, *args, **kwargs)
             except ApiError as exc:
                 return error(exc.status, exc.message)
+            except RequestDataTooBig:
+                return error(413, f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+            except (SuspiciousOperation, MultiPartParserError) as exc:
+                return error(400, f"the request cannot be read: {exc}")
 
         return view
 
@@ -81,13 +98,47 @@ def api_view(*methods: str) -> Callable[[ApiView], ApiView]:
 
 
 def _json_body(request: HttpRequest) -> Any:
-    """Return the parsed JSON body, or raise a 400."""
+    """Return the parsed JSON body (at most MAX_JSON_BYTES, nested at most MAX_JSON_DEPTH), or raise a 4xx."""
     if request.content_type != "application/json":
         raise ApiError(400, "send a JSON body with Content-Type: application/json")
     try:
-        return json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise ApiError(400, "Content-Length is not a number") from None
+    if declared > MAX_JSON_BYTES or len(request.body) > MAX_JSON_BYTES:
+        raise ApiError(413, f"the JSON body is larger than {MAX_JSON_BYTES} bytes")
+    return parse_json(request.body)
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse UTF-8 JSON nested at most MAX_JSON_DEPTH deep, or raise a 400 saying what is wrong."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the body is not UTF-8: {exc}") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text or "null")
+    except ValueError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH}") from None
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET_STEP = np.zeros(128, dtype=np.int64)
+_BRACKET_STEP[[ord("["), ord("{")]] = 1
+_BRACKET_STEP[[ord("]"), ord("}")]] = -1
+
+
+def json_depth(text: str) -> int:
+    """Return how deeply arrays and objects nest in a JSON text (strings skipped), without parsing it."""
+    brackets = re.sub(r"[^\[\]{}]", "", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    steps = _BRACKET_STEP[np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)]
+    return int(np.cumsum(steps).max())
 
 
 def parse_time(value: str, name: str) -> dt.datetime:
@@ -112,7 +163,10 @@ def _parse_iso(text: str, value: str, name: str) -> dt.datetime:
         raise ApiError(400, f"{name}={value!r}: give epoch seconds or an ISO 8601 time")
     if timezone.is_naive(moment):
         raise ApiError(400, f"{name}={value!r}: give a UTC offset (e.g. 2026-01-01T12:00:00Z)")
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise ApiError(400, f"{name}={value!r} is out of range") from None
 
 
 def _int(value: str, name: str, low: int, high: int) -> int:
@@ -175,16 +229,24 @@ def events(request: HttpRequest, application: Application) -> HttpResponse:
     if "since" in request.GET:
         since = parse_time(request.GET["since"], "since")
         found = found.filter(Q(started_at__gte=since) | Q(updated_at__gte=since))
-    kinds = _list(request, "kind")
+    kinds = _choices(_list(request, "kind"), "kind", EVENT_KINDS)
     if kinds:
         found = found.filter(kind__in=kinds)
-    states = _list(request, "state")
+    states = _choices(_list(request, "state"), "state", Event.State.values)
     if states:
         found = found.filter(state__in=states)
     limit = _int(request.GET.get("limit", "100"), "limit", 1, 1000)
-    visible = visible_pmu_ids(application)
+    visibility = application_visibility(application)
     rows = found.order_by("-started_at", "-pk").prefetch_related("pmus__substation", "substations")[:limit]
-    return JsonResponse({"events": [event_json(e, visible) for e in rows]})
+    return JsonResponse({"events": [event_json(e, visibility) for e in rows]})
+
+
+def _choices(values: list[str], name: str, allowed: list[str]) -> list[str]:
+    """Return filter values that are all known, or raise a 400 listing the known ones."""
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ApiError(400, f"unknown {name} {', '.join(repr(v[:40]) for v in unknown[:5])}: use {', '.join(allowed)}")
+    return values
 
 
 def _channel(name: str) -> str:
@@ -267,6 +329,11 @@ def subscriptions(request: HttpRequest, application: Application) -> HttpRespons
         return JsonResponse({"subscriptions": [subscription_json(s) for s in rows]})
     subscription, secret = create_subscription(application, _json_body(request))
     return JsonResponse(subscription_json(subscription) | {"secret": secret}, status=201)
+
+
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Answer a path under /api/ that names no endpoint (or an id out of range) with a JSON 404."""
+    return error(404, "no such endpoint or object")
 
 
 @api_view("GET", "DELETE")

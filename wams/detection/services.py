@@ -15,6 +15,7 @@ from django.utils import timezone
 from wams import live
 from wams.detection.models import Event
 from wams.grid.models import Pmu, Substation
+from wams.grid.services import Visibility
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ def epoch_to_datetime(seconds: float) -> dt.datetime:
 
 
 def event_payload(event: Event, pmu_ids: Sequence[int] | None = None) -> dict[str, Any]:
-    """Return the EVENT_ALARM payload for an event."""
-    ids = list(pmu_ids) if pmu_ids is not None else list(event.pmus.values_list("id", flat=True))
+    """Return the EVENT_ALARM payload for an event (every PMU: redact it per viewer with `redact_event`)."""
+    ids = list(pmu_ids) if pmu_ids is not None else [pmu.pk for pmu in event.pmus.all()]
     return {
         "event_id": event.pk,
         "kind": event.kind,
@@ -71,7 +72,48 @@ def event_payload(event: Event, pmu_ids: Sequence[int] | None = None) -> dict[st
         "started_at": event.started_at.isoformat(),
         "ended_at": event.ended_at.isoformat() if event.ended_at else None,
         "pmu_ids": ids,
+        "substation_ids": sorted(s.pk for s in event.substations.all()),
         "quantities": event.quantities,
+    }
+
+
+# Quantities that name or point at devices (PMU names, channels, per-PMU mode shapes).
+PRIVATE_QUANTITIES = ("mode_shape", "source_pmu", "amplitude_channel")
+
+
+def generic_summary(kind: str) -> str:
+    """Return the summary shown to a viewer who may not see every device of an event."""
+    return f"{kind.replace('_', ' ').capitalize()} event (with devices of other organisations)"
+
+
+def public_quantities(quantities: Any) -> dict[str, Any]:
+    """Keep the plain numbers of an event's quantities: no names, lists or per-device maps."""
+    if not isinstance(quantities, dict):
+        return {}
+    return {
+        name: value
+        for name, value in quantities.items()
+        if name not in PRIVATE_QUANTITIES and isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def redact_event(payload: dict[str, Any], visibility: Visibility) -> dict[str, Any]:
+    """Return an event payload as one viewer may see it: the one redaction rule for other organisations.
+
+    Only the viewer's visible PMUs and substations are named; when the event also touches others,
+    the summary (which names devices) becomes generic and only plain-number quantities stay.
+    """
+    pmu_ids = list(payload.get("pmu_ids") or [])
+    substation_ids = list(payload.get("substation_ids") or [])
+    if visibility.shows_all(pmu_ids, substation_ids):
+        return payload
+    return {
+        **payload,
+        "pmu_ids": visibility.visible_pmus(pmu_ids),
+        "substation_ids": visibility.visible_substations(substation_ids),
+        "summary": generic_summary(str(payload.get("kind", ""))),
+        "quantities": public_quantities(payload.get("quantities")),
+        "redacted": True,
     }
 
 

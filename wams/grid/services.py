@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db.models import Q, QuerySet
 
-from wams.grid.models import ControllableDevice, Organisation, Pmu
+from wams.grid.models import ControllableDevice, Organisation, Pmu, Substation
 
 ROLE_VIEWER = "viewer"
 ROLE_OPERATOR = "operator"
@@ -73,3 +76,53 @@ def visible_devices(user: AnyUser) -> QuerySet[ControllableDevice]:
 def can_view_pmu(user: AnyUser, pmu_id: int) -> bool:
     """Tell whether the user may see one PMU."""
     return visible_pmus(user).filter(pk=pmu_id).exists()
+
+
+# --- one redaction rule ------------------------------------------------------------------------
+# A viewer (a user, or an application of an organisation) sees its organisation's PMUs, those shared
+# with it, and the substations it owns or where it sees a PMU. Everything else of other
+# organisations - names, ids, figures naming them - is left out of pages, API answers, websocket
+# messages and errors, and a refused action on it reads exactly like one on a missing object.
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """The ids one viewer may see (everything for superusers)."""
+
+    pmu_ids: frozenset[int]
+    substation_ids: frozenset[int]
+    everything: bool = False
+
+    def shows_all(self, pmu_ids: Iterable[int], substation_ids: Iterable[int] = ()) -> bool:
+        """Tell whether every one of these PMUs and substations is visible."""
+        if self.everything:
+            return True
+        return all(p in self.pmu_ids for p in pmu_ids) and all(s in self.substation_ids for s in substation_ids)
+
+    def visible_pmus(self, pmu_ids: Iterable[int]) -> list[int]:
+        """Keep the visible PMU ids, in order."""
+        return [p for p in pmu_ids if self.everything or p in self.pmu_ids]
+
+    def visible_substations(self, substation_ids: Iterable[int]) -> list[int]:
+        """Keep the visible substation ids, in order."""
+        return [s for s in substation_ids if self.everything or s in self.substation_ids]
+
+
+def organisation_visibility(organisation_id: int | None) -> Visibility:
+    """Return what an organisation's users and applications may see."""
+    if organisation_id is None:
+        return Visibility(frozenset(), frozenset())
+    pmus = Pmu.objects.filter(Q(owner_id=organisation_id) | Q(shared_with=organisation_id))
+    pmu_ids = frozenset(pmus.values_list("pk", flat=True))
+    own = Substation.objects.filter(Q(owner_id=organisation_id) | Q(pmus__in=list(pmu_ids)))
+    return Visibility(pmu_ids, frozenset(own.values_list("pk", flat=True)))
+
+
+def user_visibility(user: AnyUser) -> Visibility:
+    """Return what a user may see."""
+    if not user.is_authenticated:
+        return Visibility(frozenset(), frozenset())
+    if sees_everything(user):
+        return Visibility(frozenset(), frozenset(), everything=True)
+    organisation = organisation_of(user)
+    return organisation_visibility(organisation.pk if organisation is not None else None)
