@@ -73,6 +73,6 @@ def make_user(django_user_model: Any, role: str, organisation: Organisation | No
 @pytest.fixture
 def admin_client_logged(client: Any, django_user_model: Any) -> Any:
     """Return a test client logged in as a superuser."""
-    django_user_model.objects.create_superuser("root", "root@example.org", "pw-123456")
-    client.login(username="root", password="pw-123456")
+    # force_login: client.login() authenticates without a request, which the lockout backend (axes) refuses.
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.org", "pw-123456"))
     return client

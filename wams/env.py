@@ -147,3 +147,15 @@ def env_rate(name: str, default: str, environ: Mapping[str, str] | None = None) 
     if seconds < 1:
         raise ImproperlyConfigured(f"{name}={raw!r}: the period must be at least one second")
     return int(count), seconds
+
+
+def env_proxy_ssl_header(
+    name: str = "WAMS_PROXY_SSL_HEADER", environ: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """Return Django's SECURE_PROXY_SSL_HEADER for a header name such as X-Forwarded-Proto (value https); None when unset."""
+    raw = env_str(name, "", environ).strip()
+    if not raw:
+        return None
+    if not all(part.isalnum() for part in raw.split("-")):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an HTTP header name (e.g. X-Forwarded-Proto)")
+    return "HTTP_" + raw.upper().replace("-", "_"), "https"

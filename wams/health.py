@@ -1,4 +1,4 @@
-"""Health checks for load balancers and the dashboard: database, Redis, workers, pdc links."""
+"""Health checks: the status for load balancers; database, Redis, workers and pdc links for staff."""
 
 from __future__ import annotations
 
@@ -76,14 +76,25 @@ def check_links() -> dict[str, Any]:
     return {"status": status, "counts": counts, "links": links}
 
 
+def may_see_details(request: HttpRequest) -> bool:
+    """Tell whether the caller is a staff user logged in with a session (engineers, not load balancers)."""
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Return the health of every part; 503 when the database or a configured Redis is down."""
-    report: dict[str, Any] = {
-        "database": check_database(),
-        "redis": check_redis(),
-        "workers": check_workers(),
-        "pdc_links": check_links(),
-    }
+    """Return {"status": "up"|"down"} (503 when the database or a configured Redis is down); details for staff.
+
+    Anyone (a load balancer) gets the status alone; a staff session also gets the database, Redis, worker and
+    pdc-link reports, which name every stream.
+    """
+    report: dict[str, Any] = {"database": check_database(), "redis": check_redis()}
     critical_down = report["database"]["status"] == "down" or report["redis"]["status"] == "down"
-    report["status"] = "down" if critical_down else "up"
-    return JsonResponse(report, status=503 if critical_down else 200)
+    status = "down" if critical_down else "up"
+    http_status = 503 if critical_down else 200
+    if not may_see_details(request):
+        return JsonResponse({"status": status}, status=http_status)
+    report["workers"] = check_workers()
+    report["pdc_links"] = check_links()
+    report["status"] = status
+    return JsonResponse(report, status=http_status)

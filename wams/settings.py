@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import import_module
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from wams.env import (
     env_event_loop,
     env_int,
     env_list,
+    env_proxy_ssl_header,
     env_rate,
     env_redis_url,
     env_str,
@@ -42,6 +44,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "csp",
     "wams.grid",
     "wams.pdc",
     "wams.historian",
@@ -54,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "wams.httpsecurity.SiteCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -61,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "wams.urls"
@@ -132,6 +138,61 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# Login lockout (django-axes): the lockout check runs first, then the ordinary model backend.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("WAMS_LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("WAMS_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60))
+# "username,ip": an account after N failures from anywhere, and a client address after N failures across
+# usernames (password spraying); "username": the account only; "username+ip": only that username from that
+# address (nobody elsewhere can lock an operator out). The address is REMOTE_ADDR: behind a reverse proxy that
+# is the proxy's, so use "username" there.
+AXES_LOCKOUT_PARAMETERS = {
+    "username,ip": ["username", "ip_address"],
+    "username": ["username"],
+    "username+ip": [["username", "ip_address"]],
+}[env_choice("WAMS_LOGIN_LOCKOUT_BY", "username,ip", ("username,ip", "username", "username+ip"))]
+AXES_RESET_ON_SUCCESS = True  # a successful login clears the count of earlier failures
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends WAMS_LOGIN_LOCKOUT_MINUTES after it began
+AXES_LOCKOUT_CALLABLE = "wams.httpsecurity.lockout_response"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)  # never a client-supplied X-Forwarded-For
+
+# HTTPS deployments: WAMS_HTTPS=1 turns on secure cookies, HSTS and the redirect to https (the finer switches
+# default to it). Off by default so the plain-HTTP demo on 127.0.0.1 keeps working.
+WAMS_HTTPS = env_bool("WAMS_HTTPS", default=False)
+SESSION_COOKIE_SECURE = env_bool("WAMS_SECURE_COOKIES", default=WAMS_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("WAMS_SSL_REDIRECT", default=WAMS_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers may probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("WAMS_HSTS_SECONDS", 31_536_000 if WAMS_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WAMS_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("WAMS_HSTS_PRELOAD", default=False)
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("WAMS_PROXY_SSL_HEADER")  # e.g. X-Forwarded-Proto from the proxy
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp), in every mode: scripts only from this site's static files (page data
+# travels as json_script blocks, which are not executed); Plotly sets inline styles, hence 'unsafe-inline' for
+# styles only. SiteCSPMiddleware adds the site's own ws:// or wss:// origin to connect-src.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "connect-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Websockets (wams/websockets.py): open sockets per user in one web process.
+WAMS_WS_MAX_PER_USER = env_int("WAMS_WS_MAX_PER_USER", 20, minimum=1, maximum=10_000)
+
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -197,5 +258,6 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},  # not a line per task run (several a second)
+        "axes": {"level": "WARNING"},  # failures and lockouts, not a line per successful login
     },
 }

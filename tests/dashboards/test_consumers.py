@@ -219,7 +219,7 @@ def test_the_full_asgi_stack_authenticates_the_socket_with_the_session_cookie(cl
     cookie = f"sessionid={client.cookies['sessionid'].value}"
 
     async def body():
-        headers = [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
+        headers = [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
         communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
         connected, _ = await communicator.connect()
         assert connected
