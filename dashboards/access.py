@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from wams.detection.models import Event
 from wams.grid.models import Pmu, Substation
@@ -26,7 +26,7 @@ from wams.grid.services import (
     visible_pmus,
 )
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def can_view_pages(user: AnyUser) -> bool:
@@ -44,7 +44,7 @@ def page(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not can_view_pages(request.user):
             raise PermissionDenied("No role grants access to the operator pages.")
         return view(request, *args, **kwargs)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from dashboards.history import EmptyWindow, Export, HistoryUnavailable, PmuWindow, bus_base_v
+from dashboards.history import EmptyWindow, Export, HistoryUnavailable, PmuWindow, WindowTooLarge, bus_base_v
 from wams.grid.models import Pmu
 
 # Dashboard quantity -> historian channel name.
@@ -28,8 +28,16 @@ def read_windows(
         from wams.historian.query import query_traces
     except ImportError as exc:
         raise HistoryUnavailable("the historian's query service is not installed") from exc
+    from wams.historian.budget import BudgetExceeded, ReadersBusy, heavy_read
+
     by_channel = {CHANNELS[q]: q for q in quantities}
-    traces = query_traces([pmu.pk for pmu in pmus], list(by_channel), start, end, max_points=max_points)
+    try:
+        with heavy_read():
+            traces = query_traces([pmu.pk for pmu in pmus], list(by_channel), start, end, max_points=max_points)
+    except BudgetExceeded as exc:
+        raise WindowTooLarge(str(exc)) from exc
+    except ReadersBusy as exc:
+        raise HistoryUnavailable(str(exc)) from exc
     grouped = defaultdict(list)
     for trace in traces:
         grouped[trace.pmu_id].append(trace)
@@ -49,20 +57,26 @@ def read_windows(
 
 
 def export_window(pmus: list[Pmu], start: datetime, end: datetime, fmt: str) -> Export:
-    """Export through the historian: CSV text, or a zip of the COMTRADE cfg and dat files."""
+    """Export through the historian: CSV text, or a zip of the COMTRADE cfg and dat files, both streamed.
+
+    The export is planned and priced here (an empty or over-budget window fails before the first
+    byte); its slices are read while the file is written.
+    """
     try:
-        from wams.historian.export import export_comtrade, export_csv
+        from wams.historian.budget import BudgetExceeded
+        from wams.historian.export import comtrade_files, iter_csv, iter_zip, plan_export
     except ImportError as exc:
         raise HistoryUnavailable("the historian's export service is not installed") from exc
     ids = [pmu.pk for pmu in pmus]
     basename = f"wams-{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}"
-    if fmt == "csv":
-        text = export_csv(ids, start, end)
-        if text.count("\n") <= 1:
-            raise EmptyWindow("no samples in the window")
-        return Export(f"{basename}.csv", "text/csv; charset=utf-8", text.encode())
     try:
-        record = export_comtrade(ids, start, end)
+        if fmt == "csv":
+            plan = plan_export(ids, start, end)
+            chunks = (text.encode() for text in iter_csv(ids, start, end, plan=plan))
+            return Export(f"{basename}.csv", "text/csv; charset=utf-8", chunks)
+        cfg, dat = comtrade_files(ids, start, end)
+    except BudgetExceeded as exc:
+        raise WindowTooLarge(str(exc)) from exc
     except LookupError as exc:
         raise EmptyWindow(str(exc)) from exc
-    return Export(f"{basename}.zip", "application/zip", record.to_zip(basename))
+    return Export(f"{basename}.zip", "application/zip", iter_zip([(f"{basename}.cfg", cfg), (f"{basename}.dat", dat)]))

@@ -7,7 +7,7 @@ historian's query API, so the pages keep working while it changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,13 +44,22 @@ class PmuWindow:
     high: dict[str, np.ndarray] = field(default_factory=dict)  # quantity -> (n,) bucket maximum when decimated
 
 
+class WindowTooLarge(HistoryUnavailable):
+    """The window would cost more than the historian's read budget: the message says the limit."""
+
+
 @dataclass(frozen=True)
 class Export:
-    """A file for download."""
+    """A file for download, written piece by piece as `chunks` are iterated (once)."""
 
     filename: str
     content_type: str
-    content: bytes
+    chunks: Iterable[bytes]
+
+    @property
+    def content(self) -> bytes:
+        """Return the whole file (small exports and tests)."""
+        return b"".join(self.chunks)
 
 
 def bus_base_v(pmu: Pmu) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -14,6 +14,7 @@ from dashboards.access import page
 from dashboards.forms import ExportForm, HistoryForm
 from dashboards.replay import MAX_WINDOW_S
 from wams.grid.services import visible_pmus
+from wams.streaming import stream_pieces
 
 PLOT_MAX_POINTS = 2000
 
@@ -47,6 +48,8 @@ def history(request: HttpRequest) -> HttpResponse:
         chosen = list(data["pmus"])
         try:
             windows = stored.read_windows(chosen, data["start"], data["end"], [data["quantity"]], PLOT_MAX_POINTS)
+        except stored.WindowTooLarge as exc:
+            context["note"] = f"This window is too large to plot: {exc}."
         except stored.HistoryUnavailable as exc:
             context["note"] = f"History is not available: {exc}."
         else:
@@ -68,7 +71,7 @@ def history(request: HttpRequest) -> HttpResponse:
 
 
 @page
-def history_export(request: HttpRequest) -> HttpResponse:
+def history_export(request: HttpRequest) -> HttpResponseBase:
     """Download raw samples of the chosen PMUs and window as CSV or COMTRADE."""
     form = ExportForm(request.GET, pmus=visible_pmus(request.user))
     if not form.is_valid():
@@ -78,8 +81,10 @@ def history_export(request: HttpRequest) -> HttpResponse:
         export = stored.export_window(list(data["pmus"]), data["start"], data["end"], data["format"])
     except stored.EmptyWindow as exc:
         return HttpResponse(f"Nothing to export: {exc}.", status=404, content_type="text/plain")
+    except stored.WindowTooLarge as exc:
+        return HttpResponse(f"The export is too large: {exc}.", status=400, content_type="text/plain")
     except stored.HistoryUnavailable as exc:
         return HttpResponse(f"History is not available: {exc}", status=503, content_type="text/plain")
-    response = HttpResponse(export.content, content_type=export.content_type)
+    response = stream_pieces(request, export.chunks, export.content_type)
     response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response

@@ -115,7 +115,7 @@ class FakeHistory:
         return windows
 
     def export_window(self, pmus: Any, start: datetime, end: datetime, fmt: str) -> history.Export:
-        return history.Export(f"x.{fmt}", "text/csv", b"time_s\n")
+        return history.Export(f"x.{fmt}", "text/csv", [b"time_s\n"])
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from tests.conftest import make_pmu
 from tests.historian.helpers import T0, make_block
 from wams.grid.models import Channel
 from wams.historian import codec
-from wams.historian.export import export_comtrade, export_csv
+from wams.historian.budget import BudgetExceeded
+from wams.historian.export import comtrade_files, export_comtrade, export_csv, iter_zip, plan_export, slices
 from wams.historian.services import ingest
 
 pytestmark = pytest.mark.django_db
@@ -102,3 +103,45 @@ def test_export_of_an_empty_window_is_refused() -> None:
     pmu = make_pmu()
     with pytest.raises(LookupError):
         export_comtrade([pmu.pk], T0, END)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "comtrade"])
+def test_exports_written_in_many_slices_equal_the_one_slice_export(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pmu_ids, _ = _two_pmus_with_data()
+    late = make_pmu(station_name="LATE")
+    ingest(make_block(late.pk, n=20, n_phasors=1, n_analogs=0, n_digitals=0, first=25, seed=4))  # joins mid-window
+    pmu_ids.append(late.pk)
+
+    def export() -> str:
+        if fmt == "csv":
+            return export_csv(pmu_ids, T0, END)
+        record = export_comtrade(pmu_ids, T0, END)
+        return record.cfg + record.dat
+
+    whole = export()
+    monkeypatch.setattr(slices, "SLICE_VALUES", 1)
+    monkeypatch.setattr(slices, "MIN_SLICE_US", 100_000)  # 0.1 s slices: 3 instants at 30 fps, some 2
+    assert len(list(plan_export(pmu_ids, T0, END).slices())) == 101  # [T0, END] with END included
+    assert export() == whole
+
+
+def test_a_zip_streamed_piece_by_piece_reads_back() -> None:
+    pmu_ids, _ = _two_pmus_with_data()
+    cfg, dat = comtrade_files(pmu_ids, T0, END)
+    record = export_comtrade(pmu_ids, T0, END)
+    data = b"".join(iter_zip([("r.cfg", cfg), ("r.dat", dat)]))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("r.cfg").decode() == record.cfg
+        assert archive.read("r.dat").decode() == record.dat
+
+
+def test_an_export_over_budget_is_refused_before_it_reads(settings: object) -> None:
+    pmu_ids, _ = _two_pmus_with_data()
+    settings.WAMS_EXPORT_MAX_VALUES = 1000  # ALPHA 60 x 9 + BETA 59 x 5 = 835 values fit; MORE adds 60 x 11
+    more = make_pmu(station_name="MORE")
+    ingest(make_block(more.pk, n=60, n_phasors=4, n_analogs=0, n_digitals=0))
+    assert export_csv(pmu_ids, T0, END).count("\n") == 61
+    with pytest.raises(BudgetExceeded, match=r"would write 1,495 values \(limit 1,000 per file\)"):
+        export_csv([*pmu_ids, more.pk], T0, END)
+    with pytest.raises(BudgetExceeded):
+        export_comtrade([*pmu_ids, more.pk], T0, END)
