@@ -7,9 +7,57 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from wams.grid.models import DeviceGroup, Pmu, Substation
+from wams.grid.models import Bus, DeviceGroup, Line, Pmu, Substation
 
 POSITIVE = [MinValueValidator(0.0)]
+
+
+class Incident(models.Model):
+    """One disturbance as an operator needs it: what, where, its figures; its symptom events are the evidence."""
+
+    class Kind(models.TextChoices):
+        FAULT = "fault", "Fault"
+        LINE_TRIP = "line_trip", "Line trip"
+        GENERATOR_TRIP = "generator_trip", "Generator trip"
+        LOAD_STEP = "load_step", "Load step"
+        ISLANDING = "islanding", "Islanding"
+        ANGLE_SEPARATION = "angle_separation", "Angle separation"
+        OSCILLATION = "oscillation", "Poorly damped oscillation"
+        FORCED_OSCILLATION = "forced_oscillation", "Forced oscillation"
+        VOLTAGE_DECLINE = "voltage_decline", "Voltage decline"
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)
+    severity = models.CharField(max_length=10, default="warning", help_text="info, warning, alarm, critical")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE, db_index=True)
+    summary = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    detected_at = models.DateTimeField(help_text="When the correlator named it.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    bus = models.ForeignKey(Bus, on_delete=models.SET_NULL, null=True, blank=True, related_name="incidents")
+    substation = models.ForeignKey(
+        Substation, on_delete=models.SET_NULL, null=True, blank=True, related_name="incidents"
+    )
+    line = models.ForeignKey(Line, on_delete=models.SET_NULL, null=True, blank=True, related_name="incidents")
+    bus_number = models.PositiveIntegerField(null=True, blank=True, help_text="As located, even without a Bus row.")
+    line_name = models.CharField(max_length=100, blank=True, help_text="As located, even without a Line row.")
+    location_method = models.CharField(max_length=40, blank=True)
+    figures = models.JSONField(default=dict, blank=True, help_text="Key figures with units in their names.")
+    source = models.CharField(max_length=20, default="pdc")
+    correlation_key = models.CharField(
+        max_length=100, unique=True, help_text="The correlator's identity of the incident (run and number)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.started_at:%Y-%m-%d %H:%M:%S} ({self.state})"
 
 
 class Event(models.Model):
@@ -37,6 +85,9 @@ class Event(models.Model):
     substations = models.ManyToManyField(Substation, blank=True, related_name="events")
     quantities = models.JSONField(default=dict, blank=True, help_text="Key figures with units in their names.")
     source = models.CharField(max_length=20, default="pdc", help_text="pdc, worker, analyze, simulator ...")
+    incident = models.ForeignKey(
+        Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="events", help_text="Its disturbance."
+    )
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

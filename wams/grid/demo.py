@@ -42,6 +42,19 @@ SUBSTATIONS: list[tuple[str, str, float, float, str, str, tuple[int, ...]]] = [
 ]
 
 GENERATOR_BUSES = tuple(range(30, 40))
+
+# The IEEE 39-bus units as the ANDES case gives them: (name, bus, output MW in the base case,
+# rating MVA, inertia constant H in s on the rating). Bus 39 is the New York equivalent.
+GENERATORS: list[tuple[str, int, float, float, float]] = [
+    ("GENROU_1", 30, 436.1, 1040.0, 4.20), ("GENROU_2", 31, 646.0, 836.0, 3.03),
+    ("GENROU_3", 32, 725.0, 843.7, 3.58), ("GENROU_4", 33, 652.0, 1174.8, 2.86),
+    ("GENROU_5", 34, 508.0, 1080.2, 2.60), ("GENROU_6", 35, 687.0, 1085.7, 3.48),
+    ("GENROU_7", 36, 580.0, 1025.2, 2.64), ("GENROU_8", 37, 321.5, 970.2, 2.43),
+    ("GENROU_9", 38, 764.8, 1684.1, 3.45), ("GENROU_10", 39, 574.2, 1199.0, 50.0),
+]  # fmt: skip
+# Settled MW per Hz of the whole demo grid (governor droop of the units plus the load's relief),
+# measured on the simulator's generator trips and load steps.
+FREQUENCY_RESPONSE_MW_PER_HZ = 4300.0
 BASE_KV_OVERRIDES = {12: 138.0, 20: 230.0} | dict.fromkeys(range(30, 39), 22.0)
 
 # IEEE 39-bus branches (from, to, is_transformer); rating in MVA follows from the kind.
@@ -136,3 +149,8 @@ def substation_of_bus() -> dict[int, str]:
 def area_of_bus() -> dict[int, str]:
     """Map bus number to control area."""
     return {bus: area for _c, _n, _la, _lo, area, _o, buses in SUBSTATIONS for bus in buses}
+
+
+def generation_units() -> list[tuple[str, int, float, float, float]]:
+    """Return the demo grid's units: (name, bus, output MW, rating MVA, H s on the rating)."""
+    return list(GENERATORS)

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 
+from wams.detection.analytics.incidents import IncidentReport
 from wams.detection.analytics.types import Detection, DetectionPhase, Severity
 from wams.detection.live.plan import DetectorPlan
 
@@ -96,3 +97,25 @@ def clear_left_over(pmu_ids: Sequence[int], before: dt.datetime, at: dt.datetime
             clear_event(event.dedup_key, ended_at=at, quantities={"cleared_reason": "pdc restarted"})
             count += 1
     return count
+
+
+def apply_incident(report: IncidentReport, correlation_key: str, event_keys: list[str]) -> None:
+    """Write an incident report of the correlator and link the events of its symptoms."""
+    from wams.detection.services import record_incident
+
+    record_incident(
+        correlation_key=correlation_key,
+        change=report.phase.value,
+        kind=report.kind.value,
+        severity=report.severity,
+        started_at=_utc(report.started_s),
+        detected_at=_utc(report.detected_s),
+        ended_at=_utc(report.ended_s) if report.ended_s is not None else None,
+        bus_number=report.location.bus,
+        line_name=report.location.line,
+        location_method=str(report.location.method),
+        figures=report.figures,
+        summary=report.summary,
+        event_keys=event_keys,
+        source=SOURCE,
+    )

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from wams.detection.analytics.fast import FastDetectorBank
+from wams.detection.analytics.incidents import IncidentCorrelator, IncidentReport
 from wams.detection.analytics.types import Detection, DetectionPhase, Severity, Snapshot
-from wams.detection.live.events import apply_detection, clear_left_over
+from wams.detection.live.events import apply_detection, apply_incident, clear_left_over, event_key
 from wams.detection.live.plan import DetectorPlan, default_plan, load_plan
 from wams.pdc.livefeed import SnapshotView
 
@@ -38,6 +39,9 @@ class _State:
     next_reload_s: float = 0.0
     seen: Any = None  # (n_pmu,) bool: PMUs that have reported since this set began
     seen_sets: set[tuple[int, ...]] = field(default_factory=set)
+    correlator: IncidentCorrelator | None = None
+    generation: int = 0  # a new correlator per bank: its incident numbers start over
+    event_keys: dict[str, str] = field(default_factory=dict)  # detection key -> event dedup key
 
 
 class LiveDetection:
@@ -48,6 +52,7 @@ class LiveDetection:
         plan_loader: Callable[[tuple[int, ...]], DetectorPlan] = load_plan,
         apply: Callable[[Detection, DetectorPlan], None] = apply_detection,
         reload_s: float = RELOAD_S,
+        apply_report: Callable[[IncidentReport, str, list[str]], None] | None = apply_incident,
         tidy: Callable[[Sequence[int], dt.datetime, dt.datetime], int] | None = clear_left_over,
     ) -> None:
         """Create the detector; the worker thread starts with the first snapshot.
@@ -56,6 +61,9 @@ class LiveDetection:
         """
         self.plan_loader = plan_loader
         self.apply = apply
+        self.apply_report = apply_report
+        self.run_token = f"{time.time():.3f}"
+        self.incidents = 0
         self.tidy = tidy
         self.reload_s = reload_s
         self.started_at = dt.datetime.now(tz=dt.UTC)
@@ -91,20 +99,32 @@ class LiveDetection:
         # A PMU that has not reported yet (its link still connecting) is not stale: its data is
         # unknown (NaN), which every detector ignores. Only data that stops after it came is.
         st.seen |= view.present
-        found = st.bank.update(
-            Snapshot(
-                timestamp_s=view.timestamp_s,
-                frequency_hz=view.frequency_hz,
-                rocof_hz_per_s=view.rocof_hz_per_s,
-                voltage_magnitude_pu=view.voltage_magnitude_pu,
-                voltage_angle_deg=view.voltage_angle_deg,
-                stat=view.stat,
-                present=view.present | ~st.seen,
-            )
+        snapshot = Snapshot(
+            timestamp_s=view.timestamp_s,
+            frequency_hz=view.frequency_hz,
+            rocof_hz_per_s=view.rocof_hz_per_s,
+            voltage_magnitude_pu=view.voltage_magnitude_pu,
+            voltage_angle_deg=view.voltage_angle_deg,
+            stat=view.stat,
+            present=view.present | ~st.seen,
         )
+        found = st.bank.update(snapshot)
         for detection in found:
             self.detections += 1
+            st.event_keys[detection.key] = event_key(detection, st.plan.pmu_ids)
             self._put(("detection", (detection, st.plan)))
+        self._correlate(snapshot, found)
+
+    def _correlate(self, snapshot: Snapshot, found: list[Detection]) -> None:
+        """Feed the incident correlator; queue its reports after the detections they group."""
+        st = self.state
+        if st.correlator is None or st.plan is None or self.apply_report is None:
+            return
+        for report in st.correlator.update(snapshot, found):
+            self.incidents += 1
+            keys = [st.event_keys[k] for k in report.symptoms if k in st.event_keys]
+            correlation_key = f"live:{self.run_token}:{st.generation}:{report.number}"
+            self._put(("incident", (report, correlation_key, keys)))
 
     def _switch(self, ids: tuple[int, ...]) -> None:
         """Start over for a new set of PMUs: defaults until their settings are loaded."""
@@ -113,6 +133,7 @@ class LiveDetection:
         st.pmu_ids = ids
         st.plan = default_plan(ids) if self.loaded is None or self.loaded.pmu_ids != ids else self.loaded
         st.bank = FastDetectorBank(len(ids), st.plan.config) if ids else None
+        self._new_correlator()
         st.seen = np.zeros(len(ids), dtype=bool)
         st.next_reload_s = 0.0
         if ids not in st.seen_sets:
@@ -128,6 +149,14 @@ class LiveDetection:
         self._close_bank("detector settings changed")
         st.plan = plan
         st.bank = FastDetectorBank(len(plan.pmu_ids), plan.config)
+        self._new_correlator()
+
+    def _new_correlator(self) -> None:
+        """Start a correlator on the current plan's topology (none without PMUs)."""
+        st = self.state
+        st.generation += 1
+        st.event_keys = {}
+        st.correlator = IncidentCorrelator(st.plan.topology) if st.plan is not None and st.bank is not None else None
 
     def _close_bank(self, reason: str) -> None:
         """Clear the conditions the current bank holds raised: a new bank would never clear them."""
@@ -189,6 +218,9 @@ class LiveDetection:
         if kind == "detection":
             detection, plan = payload
             self.apply(detection, plan)
+        elif kind == "incident" and self.apply_report is not None:
+            report, correlation_key, keys = payload
+            self.apply_report(report, correlation_key, keys)
         elif kind == "plan":
             if payload:
                 self.loaded = self.plan_loader(payload)

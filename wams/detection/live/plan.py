@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from wams.detection.analytics.fast import (
     RocofConfig,
     VoltageConfig,
 )
+from wams.detection.analytics.incidents import GridTopology, Unit
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,36 @@ class DetectorPlan:
     config: FastDetectorConfig
     names: tuple[str, ...]
     fingerprint: str  # changes whenever an input of the configuration changes
+    topology: GridTopology = field(default_factory=lambda: GridTopology(lines=(), pmu_buses=()))
 
 
 def default_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
     """Return the plan used until the settings are loaded: defaults, 60 Hz."""
-    return DetectorPlan(pmu_ids, FastDetectorConfig(), tuple(f"PMU {p}" for p in pmu_ids), "default")
+    topology = GridTopology(lines=(), pmu_buses=(None,) * len(pmu_ids))
+    return DetectorPlan(pmu_ids, FastDetectorConfig(), tuple(f"PMU {p}" for p in pmu_ids), "default", topology)
+
+
+def load_topology(pmu_ids: Sequence[int], pmus: dict[int, Any], nominal_hz: float) -> GridTopology:
+    """Return the correlator's grid: lines and buses of the grid model, PMU buses, the units where known."""
+    from wams.grid import demo
+    from wams.grid.models import Bus, Line
+
+    lines = tuple(
+        (name, int(a), int(b)) for name, a, b in Line.objects.values_list("name", "from_bus__number", "to_bus__number")
+    )
+    buses = dict(Bus.objects.values_list("number", "substation__code"))
+    pmu_buses = tuple(pmus[p].bus.number if p in pmus and pmus[p].bus is not None else None for p in pmu_ids)
+    # Unit data is known for the demo grid only (the IEEE 39-bus case); elsewhere no MW estimate.
+    units = tuple(Unit(*row) for row in demo.generation_units() if row[1] in buses)
+    response = demo.FREQUENCY_RESPONSE_MW_PER_HZ if units else None
+    return GridTopology(
+        lines=lines,
+        pmu_buses=pmu_buses,
+        substation_of_bus={int(k): str(v) for k, v in buses.items()},
+        units=units,
+        nominal_hz=nominal_hz,
+        frequency_response_mw_per_hz=response,
+    )
 
 
 def _settings_by_pmu(pmu_ids: Sequence[int]) -> tuple[list[Any], Any]:
@@ -54,7 +80,7 @@ def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
     """Build the bank configuration of these PMUs (in this order) from the grid model and the settings."""
     from wams.grid.models import Corridor, Pmu
 
-    pmus = {p.pk: p for p in Pmu.objects.filter(pk__in=pmu_ids).select_related("substation")}
+    pmus = {p.pk: p for p in Pmu.objects.filter(pk__in=pmu_ids).select_related("substation", "bus")}
     per_pmu, default = _settings_by_pmu(pmu_ids)
     active = np.array([p in pmus and pmus[p].enabled and s.enabled for p, s in zip(pmu_ids, per_pmu)], dtype=bool)
     never = np.where(active, 0.0, np.inf)  # added to pickup times: a disabled PMU never raises
@@ -131,7 +157,7 @@ def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
             config.nominal_hz,
         )
     )
-    return DetectorPlan(pmu_ids, config, names, fingerprint)
+    return DetectorPlan(pmu_ids, config, names, fingerprint, load_topology(pmu_ids, pmus, config.nominal_hz))
 
 
 def _settings_values(row: Any) -> tuple[Any, ...]:

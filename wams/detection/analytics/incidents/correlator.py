@@ -1,0 +1,250 @@
+"""Group the symptoms of one disturbance into one incident, snapshot by snapshot.
+
+A raised detection that belongs to no incident opens a group; later symptoms join it while they keep
+coming (each extends the group by `quiet_s`, from `min_window_s` up to `max_window_s` after the first
+start). When the group closes it is classified against the kept snapshots and the topology and
+reported as opened. Symptoms raised while an incident holds conditions open (its own raised and not
+yet cleared) are folded into it, as are re-raises of its own conditions: the per-PMU sags, the ROCOF
+at every PMU and the frequency blip of a fault's phase jump all become its evidence. An oscillation
+found within `ringdown_s` of an incident's start is the ringdown of that disturbance and folds into
+it; any other oscillation is an incident of its own (one per mode kind while it lasts). An incident
+ends `end_hold_s` after its last condition cleared; a generation/load imbalance is refined once its
+frequency has settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from wams.detection.analytics.incidents.classify import (
+    ClassifyConfig,
+    Measures,
+    Verdict,
+    classify,
+    oscillation_verdict,
+    refine_imbalance,
+)
+from wams.detection.analytics.incidents.history import SnapshotHistory
+from wams.detection.analytics.incidents.topology import GridTopology
+from wams.detection.analytics.incidents.types import IncidentKind, IncidentPhase, IncidentReport
+from wams.detection.analytics.types import Detection, DetectionKind, DetectionPhase, Snapshot
+
+K = DetectionKind
+IGNORED = {K.SYNC_LOSS, K.INVALID_DATA, K.STALE_DATA}
+OSCILLATIONS = {K.POORLY_DAMPED_OSCILLATION, K.FORCED_OSCILLATION}
+IMBALANCE = {IncidentKind.GENERATOR_TRIP, IncidentKind.LOAD_STEP}
+
+
+@dataclass(frozen=True)
+class CorrelatorConfig:
+    """Grouping windows (seconds)."""
+
+    min_window_s: float = 0.5
+    quiet_s: float = 0.2
+    max_window_s: float = 0.8
+    end_hold_s: float = 5.0
+    ringdown_s: float = 20.0
+    keep_s: float = 30.0
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+
+
+@dataclass
+class _Group:
+    """Symptoms collecting before classification."""
+
+    first_s: float
+    last_new_s: float
+    symptoms: list[Detection] = field(default_factory=list)
+
+
+@dataclass
+class _Incident:
+    """An incident the correlator reported and still follows."""
+
+    number: int
+    verdict: Verdict
+    started_s: float
+    symptoms: list[str]
+    open_keys: set[str]
+    last_clear_s: float
+    refined: bool = False
+    ended: bool = False
+
+
+class IncidentCorrelator:
+    """Feed snapshots and the detections they raised; get incident reports (opened, updated, ended)."""
+
+    def __init__(self, topology: GridTopology, config: CorrelatorConfig | None = None) -> None:
+        """Start with nothing open."""
+        self.topology = topology
+        self.config = config or CorrelatorConfig()
+        self.history = SnapshotHistory(self.config.keep_s)
+        self.group: _Group | None = None
+        self.incidents: list[_Incident] = []
+        self.owner: dict[str, _Incident] = {}  # detection key -> its incident
+        self.count = 0
+        self.now_s = 0.0
+
+    def update(self, snapshot: Snapshot | None, detections: Iterable[Detection] = ()) -> list[IncidentReport]:
+        """Take one snapshot (or None: detections only, e.g. from the oscillation worker) and its detections."""
+        out: list[IncidentReport] = []
+        if snapshot is not None:
+            self.history.append(snapshot)
+            self.now_s = max(self.now_s, float(snapshot.timestamp_s))
+        for det in detections:
+            self.now_s = max(self.now_s, det.detected_time_s)
+            out += self._take(det)
+        out += self._advance(self.now_s)
+        return out
+
+    def flush(self) -> list[IncidentReport]:
+        """Close the collecting group now (end of data)."""
+        if self.group is None:
+            return []
+        return [self._open(self.group, self.now_s)]
+
+    # symptoms ------------------------------------------------------------------------------
+    def _take(self, det: Detection) -> list[IncidentReport]:
+        if det.kind in IGNORED:
+            return []
+        owner = self.owner.get(det.key)
+        if owner is not None and not owner.ended:
+            self._fold(owner, det)
+            return []
+        if det.phase is not DetectionPhase.RAISED:
+            if self.group is not None:
+                self.group.symptoms.append(det)
+            return []
+        if det.kind in OSCILLATIONS:
+            return self._oscillation(det)
+        host = self._active_host(det)
+        if host is not None:
+            self._fold(host, det)
+            return []
+        if self.group is None:
+            self.group = _Group(det.start_time_s, det.detected_time_s)
+        elif det.key not in {d.key for d in self.group.symptoms}:
+            self.group.last_new_s = det.detected_time_s
+            self.group.first_s = min(self.group.first_s, det.start_time_s)
+        self.group.symptoms.append(det)
+        return []
+
+    def _active_host(self, det: Detection) -> _Incident | None:
+        """Return the newest fast-disturbance incident still holding conditions open."""
+        for inc in reversed(self.incidents):
+            if inc.ended or inc.verdict.kind in (IncidentKind.OSCILLATION, IncidentKind.FORCED_OSCILLATION):
+                continue
+            if inc.open_keys or det.start_time_s <= inc.last_clear_s + self.config.quiet_s:
+                return inc
+        return None
+
+    def _fold(self, inc: _Incident, det: Detection) -> None:
+        if det.key not in inc.symptoms:
+            inc.symptoms.append(det.key)
+        self.owner[det.key] = inc
+        if det.phase is DetectionPhase.RAISED:
+            inc.open_keys.add(det.key)
+        else:
+            inc.open_keys.discard(det.key)
+            inc.last_clear_s = max(inc.last_clear_s, det.end_time_s or det.detected_time_s)
+
+    def _oscillation(self, det: Detection) -> list[IncidentReport]:
+        """Fold a ringdown into the disturbance that excited it, or open/extend an oscillation incident."""
+        for inc in reversed(self.incidents):
+            if inc.verdict.kind in IMBALANCE | {IncidentKind.FAULT, IncidentKind.LINE_TRIP, IncidentKind.ISLANDING}:
+                if inc.started_s - 1.0 <= det.start_time_s <= inc.started_s + self.config.ringdown_s:
+                    self._fold(inc, det)
+                    return []
+            elif not inc.ended and inc.verdict.kind in (IncidentKind.OSCILLATION, IncidentKind.FORCED_OSCILLATION):
+                forced = det.kind is K.FORCED_OSCILLATION
+                if forced == (inc.verdict.kind is IncidentKind.FORCED_OSCILLATION):
+                    self._fold(inc, det)
+                    return []
+        self.count += 1
+        verdict = oscillation_verdict(det, self.topology)
+        inc = _Incident(self.count, verdict, det.start_time_s, [], set(), det.detected_time_s)
+        self.incidents.append(inc)
+        self._fold(inc, det)
+        return [self._report(inc, IncidentPhase.OPENED, det.detected_time_s)]
+
+    # time ----------------------------------------------------------------------------------
+    def _advance(self, now_s: float) -> list[IncidentReport]:
+        out = []
+        group = self.group
+        if group is not None:
+            quiet = now_s >= group.last_new_s + self.config.quiet_s
+            if (quiet or now_s >= group.first_s + self.config.max_window_s) and (
+                now_s >= group.first_s + self.config.min_window_s
+            ):
+                out.append(self._open(group, now_s))
+        for inc in self.incidents:
+            if inc.ended:
+                continue
+            settle_s = inc.started_s + self.config.classify.settle_to_s
+            if inc.verdict.kind in IMBALANCE and not inc.refined and now_s >= settle_s:
+                inc.refined = True
+                if self._refine(inc, now_s):
+                    out.append(self._report(inc, IncidentPhase.UPDATED, now_s))
+            waiting = inc.verdict.kind in IMBALANCE and not inc.refined
+            if not inc.open_keys and not waiting and now_s >= inc.last_clear_s + self.config.end_hold_s:
+                inc.ended = True
+                out.append(self._report(inc, IncidentPhase.ENDED, now_s))
+        return out
+
+    def _refine(self, inc: _Incident, now_s: float) -> bool:
+        """Measure a generation/load imbalance again once its frequency has settled."""
+        window = self.history.window(inc.started_s - 2.0)
+        if window is None:
+            return False
+        m = Measures(window, inc.started_s, now_s)
+        return refine_imbalance(inc.verdict, m, self.topology, self.config.classify)
+
+    def _open(self, group: _Group, now_s: float) -> IncidentReport:
+        self.group = None
+        window = self.history.window(group.first_s - 2.0)
+        verdict = classify(group.symptoms, window, self.topology, group.first_s, now_s, self.config.classify)
+        self.count += 1
+        started_s = min(group.first_s, verdict.started_s or group.first_s)
+        inc = _Incident(self.count, verdict, started_s, [], set(), group.first_s)
+        self.incidents.append(inc)
+        for det in group.symptoms:
+            self._fold(inc, det)
+        self.incidents = [i for i in self.incidents if not i.ended or i.number > self.count - 50]
+        return self._report(inc, IncidentPhase.OPENED, now_s)
+
+    def _report(self, inc: _Incident, phase: IncidentPhase, now_s: float) -> IncidentReport:
+        v = inc.verdict
+        return IncidentReport(
+            number=inc.number,
+            phase=phase,
+            kind=v.kind,
+            severity=v.severity,
+            started_s=inc.started_s,
+            detected_s=now_s,
+            ended_s=inc.last_clear_s if phase is IncidentPhase.ENDED else None,
+            location=v.location,
+            figures=dict(v.figures),
+            symptoms=tuple(inc.symptoms),
+            summary=summarise(v, self.topology),
+        )
+
+
+def summarise(verdict: Verdict, topology: GridTopology) -> str:
+    """Return a one-line operator summary of an incident."""
+    loc = verdict.location
+    place = topology.substation(loc.bus) or (f"bus {loc.bus}" if loc.bus is not None else "")
+    where = f" near {place}" if place else ""
+    if loc.line:
+        where += f" ({loc.line})"
+    f = verdict.figures
+    kind = verdict.kind.value.replace("_", " ").capitalize()
+    if verdict.kind is IncidentKind.FAULT:
+        return f"{kind}{where}, cleared in {f.get('duration_ms')} ms, min {f.get('voltage_min_pu')} pu"
+    if verdict.kind is IncidentKind.GENERATOR_TRIP:
+        return f"{kind}{where}: {f.get('unit')}, about {f.get('mw_lost_mw')} MW lost"
+    if verdict.kind is IncidentKind.OSCILLATION or verdict.kind is IncidentKind.FORCED_OSCILLATION:
+        return f"{kind} {f.get('mode_frequency_hz')} Hz, damping {f.get('damping_pct')} %{where}"
+    if verdict.kind is IncidentKind.ISLANDING:
+        return f"{kind}{where}: island at {f.get('island_frequency_hz')} Hz"
+    return f"{kind}{where}"
