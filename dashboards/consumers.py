@@ -19,6 +19,8 @@ from django.http import Http404
 
 from dashboards import access, livefilter, replay
 from wams import live
+from wams.detection.services import redact_event
+from wams.grid.services import Visibility, user_visibility
 
 # Refresh a socket's scope (sharing may change while a page is open) at most this often.
 SCOPE_REFRESH_S = 30.0
@@ -184,7 +186,16 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             allowed = await database_sync_to_async(access.event_visible)(self.scope["user"], payload.get("event_id"))
             if not allowed:
                 return
-        await self.send_json({"type": "alarm", **payload, "pmu_ids": pmu_ids})
+        shown = redact_event(payload, await self.visibility())
+        await self.send_json({"type": "alarm", **shown, "pmu_ids": pmu_ids})
+
+    async def visibility(self) -> Visibility:
+        """Return what the user may see for alarm redaction, re-read as often as the scope."""
+        cached = getattr(self, "_visibility", None)
+        if cached is None or time.monotonic() - cached[1] >= SCOPE_REFRESH_S:
+            cached = (await database_sync_to_async(user_visibility)(self.scope["user"]), time.monotonic())
+            self._visibility = cached
+        return cached[0]
 
     async def live_control(self, event: dict[str, Any]) -> None:
         payload = event["payload"]

@@ -14,8 +14,9 @@ from django.utils import timezone
 from dashboards import access, figures, history
 from dashboards.consumers import stale_after_s
 from wams.detection.models import Event
+from wams.detection.services import event_payload, redact_event
 from wams.grid.models import Corridor, Pmu
-from wams.grid.services import AnyUser
+from wams.grid.services import AnyUser, Visibility, user_visibility
 from wams.pdc.models import LinkState
 
 logger = logging.getLogger(__name__)
@@ -90,25 +91,21 @@ def link_rows(stream_ids: set[int]) -> dict[str, dict[str, Any]]:
     return {str(link.stream_id): link_row(link) for link in links}
 
 
-def alarm_row(event: Event, visible_pmu_ids: set[int]) -> dict[str, Any]:
-    """Describe one event in the live EVENT_ALARM shape, naming only visible PMUs."""
+def alarm_row(event: Event, visible_pmu_ids: set[int], visibility: Visibility) -> dict[str, Any]:
+    """Describe one event in the live EVENT_ALARM shape as the viewer may see it, naming only `visible_pmu_ids`."""
+    payload = redact_event(event_payload(event), visibility)
     return {
-        "event_id": event.pk,
-        "kind": event.kind,
-        "severity": event.severity,
-        "state": event.state,
-        "summary": event.summary,
-        "started_at": event.started_at.isoformat(),
-        "pmu_ids": [pmu.pk for pmu in event.pmus.all() if pmu.pk in visible_pmu_ids],
-        "quantities": event.quantities,
+        **payload,
+        "pmu_ids": [pmu_id for pmu_id in payload["pmu_ids"] if pmu_id in visible_pmu_ids],
         "url": reverse("dashboards:event", args=[event.pk]),
     }
 
 
 def active_alarms(user: AnyUser, visible_pmu_ids: set[int], limit: int = 50) -> list[dict[str, Any]]:
     """Return the user's raised or acknowledged events, newest first."""
-    events = access.visible_events(user).filter(state__in=ACTIVE_STATES).prefetch_related("pmus")[:limit]
-    return [alarm_row(event, visible_pmu_ids) for event in events]
+    events = access.visible_events(user).filter(state__in=ACTIVE_STATES).prefetch_related("pmus", "substations")
+    visibility = user_visibility(user)
+    return [alarm_row(event, visible_pmu_ids, visibility) for event in events[:limit]]
 
 
 def corridor_rows(visible_pmu_ids: set[int]) -> list[dict[str, Any]]:

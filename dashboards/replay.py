@@ -10,7 +10,8 @@ import numpy as np
 
 from dashboards import access, history
 from dashboards.livefilter import pick_indices
-from wams.grid.services import AnyUser, visible_pmus
+from wams.detection.services import event_payload, redact_event
+from wams.grid.services import AnyUser, user_visibility, visible_pmus
 
 SPEEDS = range(1, 11)  # 1x to 10x
 MAX_WINDOW_S = 30 * 60.0
@@ -130,18 +131,16 @@ def load_plan(
     frames = build_frames(windows, start, end, span_s, max(1, round(points_per_s * span_s)))
     events = access.visible_events(user).filter(started_at__gte=start_dt, started_at__lt=end_dt)
     visible_keys = {pmu.pk for pmu in pmus}
-    alarms = [
-        {
-            "event_id": event.pk,
-            "kind": event.kind,
-            "severity": event.severity,
-            "state": event.state,
-            "summary": event.summary,
-            "started_at": event.started_at.isoformat(),
-            "started_at_s": event.started_at.timestamp(),
-            "pmu_ids": [pk for pk in event.pmus.values_list("pk", flat=True) if pk in visible_keys],
-            "quantities": event.quantities,
-        }
-        for event in events.order_by("started_at")
-    ]
+    visibility = user_visibility(user)
+    alarms = []
+    for event in events.order_by("started_at").prefetch_related("pmus", "substations"):
+        shown = redact_event(event_payload(event), visibility)
+        alarms.append(
+            {
+                **{k: shown[k] for k in ("event_id", "kind", "severity", "state", "summary", "started_at")},
+                "started_at_s": event.started_at.timestamp(),
+                "pmu_ids": [pk for pk in shown["pmu_ids"] if pk in visible_keys],
+                "quantities": shown["quantities"],
+            }
+        )
     return ReplayPlan(start_s=start, end_s=end, speed=speed, frames=frames, alarms=alarms)

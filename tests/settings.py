@@ -11,3 +11,6 @@ if str(DATABASES["default"]["ENGINE"]).endswith("sqlite3"):
     # A file, not memory: live-server and browser tests reach the database from other threads.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Rate limits off unless a test turns them on (with its own counter prefix): tests reuse user and
+# application ids, so counters would carry over from one test to the next.
+WAMS_API_RATE = WAMS_CONTROL_RATE = WAMS_PAGE_RATE = None

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -17,12 +17,13 @@ from dashboards import access, figures, history, pagedata
 from dashboards.access import page
 from dashboards.replay import EVENT_POST_S, EVENT_PRE_S, SPEEDS
 from wams.detection.faultrecords import fault_record_traces
-from wams.detection.models import Event
-from wams.detection.services import EventActionError, acknowledge_event
-from wams.grid.services import visible_pmus
+from wams.detection.models import Event, FaultRecord
+from wams.detection.services import EventActionError, acknowledge_event, event_payload, redact_event
+from wams.grid.services import user_visibility, visible_pmus
 
 WINDOW_QUANTITIES = ("frequency_hz", "rocof_hz_per_s", "magnitude_pu")
 WINDOW_MAX_POINTS = 1500
+MAX_ID = 2**63 - 1  # database keys are 64-bit: a larger id names nothing
 STATE_FILTERS = {"active": pagedata.ACTIVE_STATES, "all": None}
 
 
@@ -38,6 +39,11 @@ def event_list(request: HttpRequest) -> HttpResponse:
     if severity in Event.Severity.values:
         events = events.filter(severity=severity)
     page_obj = Paginator(events, 50).get_page(request.GET.get("page"))
+    visibility = user_visibility(request.user)
+    for event in page_obj:  # what the viewer may see of each row (the one redaction rule)
+        shown = redact_event(event_payload(event), visibility)
+        event.shown_summary = shown["summary"]  # type: ignore[attr-defined]
+        event.shown_pmus = [pmu for pmu in event.pmus.all() if pmu.pk in shown["pmu_ids"]]  # type: ignore[attr-defined]
     pmus = list(visible_pmus(request.user))
     config = pagedata.live_config(request.user, pmus, "/ws/live/?topics=alarms")
     config["watch_data"] = False
@@ -78,9 +84,18 @@ def _window_figures(event: Event, pmus: list[Any]) -> tuple[list[dict[str, Any]]
 @page
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     """Show one event: quantities, devices, the window before and after it, acknowledge and replay."""
+    if event_id > MAX_ID:
+        raise Http404("No such event.")
     event = access.get_visible_event(request.user, event_id)
     pmus = list(visible_pmus(request.user).filter(events=event).select_related("bus"))
     window_figures, window_note = _window_figures(event, pmus)
+    visibility = user_visibility(request.user)
+    shown = redact_event(event_payload(event), visibility)
+    records = FaultRecord.objects.filter(event=event)
+    if shown.get("redacted"):  # only records made at substations the viewer may see
+        records = records.filter(substation_id__in=shown["substation_ids"])
+    record_ids = set(records.values_list("pk", flat=True))
+    traces = [t for t in fault_record_traces(event.pk) if t.record_id in record_ids]
     context = {
         "event": event,
         "pmus": pmus,
@@ -88,11 +103,10 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
         "can_operate": access.can_operate(request.user),
         "window_figures": window_figures,
         "window_note": window_note,
-        "fault_figures": [
-            {"id": key, "figure": figure} for key, figure in figures.fault_record_figures(fault_record_traces(event.pk))
-        ],
+        "summary": shown["summary"],
+        "fault_figures": [{"id": key, "figure": figure} for key, figure in figures.fault_record_figures(traces)],
         "speeds": list(SPEEDS),
-        "quantities": sorted(event.quantities.items()) if isinstance(event.quantities, dict) else [],
+        "quantities": sorted(shown["quantities"].items()) if isinstance(shown["quantities"], dict) else [],
     }
     return render(request, "dashboards/event_detail.html", context)
 
@@ -101,6 +115,8 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 @page
 def acknowledge(request: HttpRequest, event_id: int) -> HttpResponse:
     """Acknowledge an event (operators and admins)."""
+    if event_id > MAX_ID:
+        raise Http404("No such event.")
     event = access.get_visible_event(request.user, event_id)
     if not access.can_operate(request.user):
         raise PermissionDenied("Only operators acknowledge alarms.")

@@ -81,10 +81,14 @@ def test_operator_of_another_organisation_is_refused_and_logged(rtu, grid, djang
     result = execute_command(CommandRequest(action="open", device_id=grid.breaker.pk, user=stranger, reason="x"))
 
     assert result.state == "refused"
-    assert "another organisation" in result.detail
+    missing = execute_command(CommandRequest(action="open", device_id=999_999, user=stranger, reason="x"))
+    assert (
+        (result.detail, result.command_id) == (missing.detail, missing.command_id) == ("no such device or stream", None)
+    )
     assert rtu.commands_in() == []
     assert outcomes(grid.breaker) == ["refused"]
-    assert AuditRecord.objects.get(device=grid.breaker).organisation == grid.org
+    record = AuditRecord.objects.get(device=grid.breaker)
+    assert record.organisation == grid.org and "another organisation" in record.detail
 
 
 def test_second_selection_is_refused_while_one_is_pending_and_allowed_after_it_ends(

@@ -6,8 +6,11 @@ logged-in user, refused or not, goes through `execute_command` so that it is log
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -17,8 +20,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from wams import ratelimit
 from wams.control.models import Action, AuditRecord, Command, DeviceState, Origin, Scheme
 from wams.control.services import (
+    NO_SUCH_SELECTION,
+    NO_SUCH_TARGET,
     CommandRequest,
     CommandResult,
     arm_scheme,
@@ -43,6 +49,37 @@ from wams.grid.services import (
 
 AUDIT_PAGE_SIZE = 50
 HTTP_FOR_STATE = {"refused": 409, "failed": 502, "timeout": 504}
+MAX_ID = 2**63 - 1  # database keys are 64-bit: a larger id names nothing
+# A missing target and another organisation's answer alike (wams.control.services.checks).
+NOT_FOUND_DETAILS = {NO_SUCH_TARGET: "No such device.", NO_SUCH_SELECTION: "No such command."}
+
+View = Callable[..., HttpResponse]
+
+
+def bounded_ids(view: View) -> View:
+    """Answer 404 to an id in the URL that no database key can match (instead of an overflow)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if any(name.endswith("_id") and not 0 < value <= MAX_ID for name, value in kwargs.items()):
+            raise Http404("No such object.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def control_rate(view: View) -> View:
+    """Limit control actions per user (WAMS_CONTROL_RATE): 429 with Retry-After beyond it."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        limited = ratelimit.hit(request, "control", ratelimit.user_key(request), settings.WAMS_CONTROL_RATE)
+        if limited is not None:
+            body = {"state": "refused", "detail": limited.message, "error": limited.message}
+            return ratelimit.with_retry_after(JsonResponse(body, status=429), limited)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def can_operate(user: AnyUser) -> bool:
@@ -86,7 +123,12 @@ def _device(request: HttpRequest, device_id: int) -> ControllableDevice:
 
 
 def _result_json(result: CommandResult, **extra: Any) -> JsonResponse:
-    """Reply with a command result and a status code that tells refusal, failure and timeout apart."""
+    """Reply with a command result and a status code that tells refusal, failure and timeout apart.
+
+    A missing target and another organisation's get the same 404 and words.
+    """
+    if result.refused and result.detail in NOT_FOUND_DETAILS:
+        return JsonResponse({"state": result.state, "detail": NOT_FOUND_DETAILS[result.detail]}, status=404)
     body = {
         "state": result.state,
         "detail": result.detail,
@@ -102,7 +144,7 @@ def _float_or_none(raw: str | None) -> float | None:
     if raw is None or raw.strip() == "":
         return None
     try:
-        return float(raw)
+        return float(raw[:100])
     except ValueError:
         return float("nan")
 
@@ -130,6 +172,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+@bounded_ids
 def device_panel(request: HttpRequest, device_id: int) -> HttpResponse:
     """Show one device's control panel: state, select, confirm with a reason, execute."""
     _operator(request)
@@ -182,6 +225,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@bounded_ids
+@control_rate
 def select_device(request: HttpRequest, device_id: int) -> JsonResponse:
     """Select a device for an action (checks done, nothing sent yet)."""
     result = execute_command(
@@ -199,6 +244,8 @@ def select_device(request: HttpRequest, device_id: int) -> JsonResponse:
 
 @login_required
 @require_POST
+@bounded_ids
+@control_rate
 def select_stream(request: HttpRequest, stream_id: int) -> JsonResponse:
     """Select a stream for a C37.118 command."""
     result = execute_command(
@@ -218,6 +265,8 @@ def _guarded(request: HttpRequest, result: CommandResult, visible: bool) -> Json
 
 @login_required
 @require_POST
+@bounded_ids
+@control_rate
 def execute(request: HttpRequest, command_id: int) -> JsonResponse:
     """Execute the caller's selection with a reason; answer when the device has (or time ran out)."""
     result = execute_command(
@@ -228,6 +277,8 @@ def execute(request: HttpRequest, command_id: int) -> JsonResponse:
 
 @login_required
 @require_POST
+@bounded_ids
+@control_rate
 def cancel(request: HttpRequest, command_id: int) -> JsonResponse:
     """Cancel the caller's selection."""
     return _result_json(cancel_selection(command_id, request.user, request.POST.get("reason", "")))
@@ -235,6 +286,7 @@ def cancel(request: HttpRequest, command_id: int) -> JsonResponse:
 
 @login_required
 @require_GET
+@bounded_ids
 def command_status(request: HttpRequest, command_id: int) -> JsonResponse:
     """Return a command's progress (for pages without a websocket)."""
     _operator(request)
@@ -261,6 +313,7 @@ def command_status(request: HttpRequest, command_id: int) -> JsonResponse:
 
 @login_required
 @require_GET
+@bounded_ids
 def device_state(request: HttpRequest, device_id: int) -> JsonResponse:
     """Return a device's state; ?refresh=1 asks the RTU first."""
     _operator(request)
@@ -282,6 +335,8 @@ def device_state(request: HttpRequest, device_id: int) -> JsonResponse:
 
 @login_required
 @require_POST
+@bounded_ids
+@control_rate
 def scheme_change(request: HttpRequest, scheme_id: int) -> HttpResponse:
     """Arm, disarm, block or unblock a scheme from the control page."""
     reason = request.POST.get("reason", "")

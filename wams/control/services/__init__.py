@@ -7,6 +7,7 @@ result = execute_command(CommandRequest(action="open", device_id=7, user=request
 result.state, result.detail, result.command_id
 """
 
+from wams.control.services.checks import NO_SUCH_SELECTION, NO_SUCH_TARGET
 from wams.control.services.commands import cancel_selection, execute_command, release_lapsed
 from wams.control.services.schemes import (
     SchemeChange,
@@ -20,6 +21,8 @@ from wams.control.services.states import known_state, poll_device_states, read_d
 from wams.control.services.types import CommandRequest, CommandResult
 
 __all__ = [
+    "NO_SUCH_SELECTION",
+    "NO_SUCH_TARGET",
     "CommandRequest",
     "CommandResult",
     "SchemeChange",

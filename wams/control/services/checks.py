@@ -18,7 +18,21 @@ from wams.grid.models import Line, Pmu
 from wams.grid.services import ROLE_ADMIN, ROLE_OPERATOR, has_role, organisation_of, sees_everything
 
 FAULT_EVENT_KINDS = ("fault", "line_trip")
+# What a person is told about a target that does not exist or belongs to another organisation: the
+# same words, so a refusal tells nothing about other organisations' devices.
+NO_SUCH_TARGET = "no such device or stream"
+NO_SUCH_SELECTION = "no such selection"
 ACTIVE_EVENT_STATES = (Event.State.RAISED, Event.State.ACKNOWLEDGED)
+
+
+def hidden_from_requester(ctx: Context) -> bool:
+    """Tell whether a person asks about a target of another organisation (answered as if missing)."""
+    request = ctx.request
+    user = request.user
+    if request.origin == Origin.RULE or user is None or not user.is_authenticated or sees_everything(user):
+        return False
+    organisation = organisation_of(user)
+    return organisation is None or organisation.pk != ctx.owner_id
 
 
 def refusal_reason(ctx: Context) -> str | None:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from wams.control.models import AuditRecord, Command, DeviceState, Scheme
 from wams.control.services import drivers
 from wams.control.services.audit import Actor, publish_progress, write_audit
-from wams.control.services.checks import refusal_reason
+from wams.control.services.checks import NO_SUCH_SELECTION, NO_SUCH_TARGET, hidden_from_requester, refusal_reason
 from wams.control.services.types import CommandRequest, CommandResult, Context
 from wams.control.vocabulary import set_point_state
 from wams.grid.models import ControllableDevice, Stream
@@ -39,7 +39,12 @@ def execute_command(request: CommandRequest) -> CommandResult:
     ctx = _resolve(request)
     actor = Actor(request.origin, request.user, ctx.scheme)
     if ctx.device is None and ctx.stream is None:
-        return _refuse(ctx, actor, "no such device or stream")
+        return _refuse(ctx, actor, NO_SUCH_TARGET)
+    if hidden_from_requester(ctx):
+        # Logged with the truth for the owner's log; the requester hears what a missing target gives.
+        detail = f"{ctx.target_name} belongs to another organisation (answered: {NO_SUCH_TARGET})"
+        _refuse(ctx, actor, detail)
+        return CommandResult(Command.State.REFUSED, NO_SUCH_TARGET)
     if ctx.command is not None and ctx.command.active_target:
         release_lapsed(ctx.command.active_target)  # an expired selection is logged as such first
         ctx.command.refresh_from_db()
@@ -60,8 +65,8 @@ def execute_command(request: CommandRequest) -> CommandResult:
 def cancel_selection(command_id: int, user: object, reason: str = "") -> CommandResult:
     """Give up a selection before it is executed (only its owner may)."""
     command = Command.objects.select_related("device", "stream", "scheme").filter(pk=command_id).first()
-    if command is None:
-        return CommandResult(Command.State.REFUSED, "no such selection")
+    if command is None or _foreign_command(command, user):
+        return CommandResult(Command.State.REFUSED, NO_SUCH_SELECTION)
     actor = Actor(command.origin, user, command.scheme)  # type: ignore[arg-type]
     own = command.user_id is not None and command.user_id == getattr(user, "pk", None)
     with transaction.atomic():
@@ -73,6 +78,12 @@ def cancel_selection(command_id: int, user: object, reason: str = "") -> Command
             command.refresh_from_db()
             publish_progress(command, command.state, detail)
     return CommandResult(Command.State.CANCELLED if released else Command.State.REFUSED, detail, command.pk)
+
+
+def _foreign_command(command: Command, user: object) -> bool:
+    """Tell whether a command's target belongs to another organisation than the user's."""
+    request = CommandRequest(user=user, step="execute", command_id=command.pk)  # type: ignore[arg-type]
+    return hidden_from_requester(Context(request, device=command.device, stream=command.stream))
 
 
 def release_lapsed(target_key: str | None = None) -> int:

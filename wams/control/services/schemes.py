@@ -30,7 +30,7 @@ def may_arm(user: AnyUser, scheme: Scheme) -> str | None:
         return None
     organisation = organisation_of(user)
     if organisation is None or organisation.pk != scheme.owner_id:
-        return f"scheme {scheme.name} belongs to another organisation"
+        return "no such scheme"  # what a missing scheme gets: nothing said about other organisations
     return None
 
 
@@ -46,7 +46,7 @@ def readiness(scheme: Scheme) -> str | None:
         if action.stage not in stages:
             return f"an action names stage {action.stage}, which does not exist"
         if action.device.owner_id != scheme.owner_id:
-            return f"{action.device} belongs to another organisation"
+            return f"the device of action #{action.pk} belongs to another organisation"
     if scheme.quantity and any(stage.threshold is None for stage in stages.values()):
         return "every stage needs a threshold"
     return None
