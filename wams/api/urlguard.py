@@ -72,20 +72,20 @@ def unsafe_reason(ip: IpAddress) -> str | None:
         reason = unsafe_reason(inner)
         return f"{reason} (inside {ip})" if reason else None
     if ip in METADATA_ADDRESSES:
-        return f"{ip} is a cloud metadata address"
+        return f"{ip}, a cloud metadata address"
     checks = (
         (ip.is_unspecified, "unspecified"),
         (ip.is_loopback, "loopback"),
         (ip.is_link_local, "link-local"),
         (ip.is_multicast, "multicast"),
         (isinstance(ip, ipaddress.IPv4Address) and ip in SHARED_ADDRESS_SPACE, "shared (carrier-grade NAT)"),
-        (ip.is_private, "private"),
         (ip.is_reserved, "reserved"),
+        (ip.is_private, "private"),
         (not ip.is_global, "not globally routable"),
     )
     for bad, what in checks:
         if bad:
-            return f"{ip} is a {what} address"
+            return f"{ip}, a {what} address"
     return None
 
 
