@@ -100,7 +100,7 @@ def measure(
 ) -> dict[str, float]:
     """Open the overview, let its window fill, then measure latency and CPU for `seconds`."""
     page = livesite.login(browser, server.base_url, username)
-    page.wait_for_function("document.body.dataset.liveState === 'live'", timeout=20_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'live'", timeout=20_000)
     time.sleep(warmup_s)  # a full 120 s window of points: the steady state
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")

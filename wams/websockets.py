@@ -5,15 +5,23 @@ origins in CSRF_TRUSTED_ORIGINS and with the site's own origin (the Host the soc
 when that host is in ALLOWED_HOSTS, on the same scheme and port). A handshake without an Origin is
 refused unless DEBUG: every browser sends one, so only scripts omit it, and scripts have the API.
 
-`ConnectionLimiter` caps the sockets one user holds open in this process at WAMS_WS_MAX_PER_USER;
-the socket past the cap is accepted and closed at once with code 4429, so the page can tell it from
-a refusal. The count is per process: with several web processes a user may hold that many in each.
+`ConnectionLimiter` caps the sockets one user holds open at WAMS_WS_MAX_PER_USER; the socket past
+the cap is accepted and closed at once with code 4429, so the page can tell it from a refusal. With
+REDIS_URL the count is shared by every web process (a sorted set per user in Redis, each socket a
+member with a lease its process renews while the socket is open, so a crashed process's sockets
+drop out within LEASE_S); without it, or while Redis fails, each process counts its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import weakref
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from channels.auth import AuthMiddlewareStack
@@ -24,8 +32,12 @@ Scope = dict[str, Any]
 Receive = Any
 Send = Any
 
+logger = logging.getLogger(__name__)
+
 # Close code after the handshake for "too many sockets" (4000 + HTTP 429).
 CLOSE_TOO_MANY = 4429
+# A socket's entry in the shared count lives this long unless its process renews it (every LEASE_S / 3).
+LEASE_S = 90.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -115,27 +127,104 @@ class OriginValidator:
         return await self.app(scope, receive, send)
 
 
+class SocketCounter(Protocol):
+    """Where open sockets are counted."""
+
+    async def acquire(self, user_id: int, socket_id: str, limit: int) -> bool: ...
+    async def renew(self, user_id: int, socket_id: str) -> None: ...
+    async def release(self, user_id: int, socket_id: str) -> None: ...
+
+
 class ConnectionCounter:
     """Open sockets per user in this process (every consumer runs on the server's one event loop)."""
 
     def __init__(self) -> None:
         self.open: Counter[int] = Counter()
 
-    def acquire(self, user_id: int, limit: int) -> bool:
+    async def acquire(self, user_id: int, socket_id: str, limit: int) -> bool:
         """Count one more socket for the user; False (and nothing counted) when they already hold `limit`."""
         if self.open[user_id] >= limit:
             return False
         self.open[user_id] += 1
         return True
 
-    def release(self, user_id: int) -> None:
+    async def renew(self, user_id: int, socket_id: str) -> None:
+        """Nothing to renew: the count lives and dies with this process."""
+
+    async def release(self, user_id: int, socket_id: str) -> None:
         """Forget one of the user's sockets."""
         self.open[user_id] -= 1
         if self.open[user_id] <= 0:
             del self.open[user_id]
 
 
-connections = ConnectionCounter()
+# Drop expired leases, refuse at the limit, else add this socket: one atomic step for every process.
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class RedisConnectionCounter:
+    """Open sockets per user across web processes: a Redis sorted set per user, members scored by lease end."""
+
+    def __init__(self, url: str, prefix: str = "wams:ws:user:", lease_s: float = LEASE_S) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.lease_s = lease_s
+        self.local = ConnectionCounter()  # used while Redis fails
+        self.fallback: set[str] = set()
+        self.clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def client(self) -> Any:
+        """Return this event loop's Redis client (a client cannot move between loops)."""
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        if loop not in self.clients:
+            self.clients[loop] = redis.asyncio.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+        return self.clients[loop]
+
+    async def acquire(self, user_id: int, socket_id: str, limit: int) -> bool:
+        now = time.time()
+        key = f"{self.prefix}{user_id}"
+        try:
+            added = await self.client().eval(
+                _ACQUIRE, 1, key, now, now + self.lease_s, socket_id, limit, int(self.lease_s) + 1
+            )
+        except Exception as exc:  # noqa: BLE001 - Redis down: count in this process rather than refuse everyone
+            logger.warning("websocket limit: Redis unavailable (%s); counting in this process", exc)
+            self.fallback.add(socket_id)
+            return await self.local.acquire(user_id, socket_id, limit)
+        return bool(added)
+
+    async def renew(self, user_id: int, socket_id: str) -> None:
+        if socket_id in self.fallback:
+            return
+        with contextlib.suppress(Exception):
+            await self.client().zadd(f"{self.prefix}{user_id}", {socket_id: time.time() + self.lease_s}, xx=True)
+
+    async def release(self, user_id: int, socket_id: str) -> None:
+        if socket_id in self.fallback:
+            self.fallback.discard(socket_id)
+            await self.local.release(user_id, socket_id)
+            return
+        with contextlib.suppress(Exception):  # an entry left behind expires with its lease
+            await self.client().zrem(f"{self.prefix}{user_id}", socket_id)
+
+
+_counters: dict[str | None, SocketCounter] = {}
+
+
+def default_counter() -> SocketCounter:
+    """Return the counter for the configured REDIS_URL (shared) or this process (embedded)."""
+    url = settings.REDIS_URL
+    if url not in _counters:
+        _counters[url] = RedisConnectionCounter(url) if url else ConnectionCounter()
+    return _counters[url]
 
 
 async def close_too_many(receive: Receive, send: Send) -> None:
@@ -150,22 +239,32 @@ async def close_too_many(receive: Receive, send: Send) -> None:
 class ConnectionLimiter:
     """ASGI middleware (inside the auth middleware): at most WAMS_WS_MAX_PER_USER open sockets per user."""
 
-    def __init__(self, app: Any, counter: ConnectionCounter | None = None) -> None:
+    def __init__(self, app: Any, counter: SocketCounter | None = None) -> None:
         self.app = app
-        self.counter = counter or connections
+        self.counter = counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         user = scope.get("user")
         if scope["type"] != "websocket" or user is None or not user.is_authenticated:
             return await self.app(scope, receive, send)  # consumers refuse anonymous sockets themselves
-        user_id = int(user.pk)
-        if not self.counter.acquire(user_id, settings.WAMS_WS_MAX_PER_USER):
+        counter = self.counter or default_counter()
+        user_id, socket_id = int(user.pk), uuid.uuid4().hex
+        if not await counter.acquire(user_id, socket_id, settings.WAMS_WS_MAX_PER_USER):
             await close_too_many(receive, send)
             return None
+        renewing = asyncio.ensure_future(self.renew(counter, user_id, socket_id))
         try:
             return await self.app(scope, receive, send)
         finally:
-            self.counter.release(user_id)
+            renewing.cancel()
+            await counter.release(user_id, socket_id)
+
+    @staticmethod
+    async def renew(counter: SocketCounter, user_id: int, socket_id: str) -> None:
+        """Keep the socket's lease alive while it is open."""
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            await counter.renew(user_id, socket_id)
 
 
 def websocket_stack(router: Any) -> Any:

@@ -36,7 +36,7 @@
   };
 
   WAMS.fmtTime = function (seconds) {
-    if (seconds === null || seconds === undefined) return "-";
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "-";
     return new Date(seconds * 1000).toISOString().substring(11, 19);
   };
   WAMS.fmtNum = function (value, digits) {
@@ -145,7 +145,8 @@
           }
         }
       }
-      if (msg.replay && this.replay) {
+      if (msg.replay && this.replay && typeof msg.replay.clock === "number") {
+        // Frames carry the replay clock; the hello's replay block has only start, end and speed.
         this.replay.clock = msg.replay.clock;
         this.replay.at = performance.now();
       }

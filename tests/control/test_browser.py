@@ -19,6 +19,7 @@ from typing import Any
 import c104
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 
 from tests.conftest import make_user
 from tests.control.closedloop import database_url
@@ -136,7 +137,8 @@ def test_operator_opens_a_breaker_from_the_panel_and_sees_it_open(rtu, site, dja
         assert rtu.commands_in() == []  # selected; nothing is sent before the confirmation
         page.fill("#confirm-reason", "open for line maintenance")
         page.click("#execute-button")
-        page.wait_for_function("document.getElementById('device-state').textContent === 'open'", timeout=15_000)
+        # Not wait_for_function: Playwright evaluates its predicate with eval, which the site's CSP refuses.
+        expect(page.locator("#device-state")).to_have_text("open", timeout=15_000)
         progress = page.locator("#progress").get_attribute("data-state")
         page.screenshot(path=str(tmp_path / "control-panel.png"))
 

@@ -237,6 +237,22 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def wait_for(page: Any, expression: str, timeout: float = 10_000) -> Any:
+    """Wait until a JavaScript expression is truthy on the page; return its value.
+
+    Playwright's wait_for_function compiles its predicate with eval inside the page, which the
+    site's Content-Security-Policy refuses; page.evaluate runs through DevTools and is allowed.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression!r} still false after {timeout:.0f} ms at {page.url}")
+        page.wait_for_timeout(50)
+
+
 def login(browser: Any, base_url: str, username: str, viewport: tuple[int, int] = (1600, 1000)) -> Any:
     """Open a fresh context, log in and return the page (on the overview)."""
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})

@@ -33,10 +33,10 @@ def trace_length(page: Any, div: str) -> int:
 def test_login_opens_the_overview_and_the_frequency_trace_grows(site: Site) -> None:
     page = site_login(site, "operator")
     assert page.locator("nav a.active").inner_text() == "Overview"
-    page.wait_for_function("document.body.dataset.liveState === 'live'", timeout=10_000)
-    page.wait_for_function("document.getElementById('frequency').data[0].x.length > 0", timeout=10_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'live'", timeout=10_000)
+    livesite.wait_for(page, "document.getElementById('frequency').data[0].x.length > 0", timeout=10_000)
     first = trace_length(page, "frequency")
-    page.wait_for_function(f"document.getElementById('frequency').data[0].x.length > {first + 5}", timeout=10_000)
+    livesite.wait_for(page, f"document.getElementById('frequency').data[0].x.length > {first + 5}", timeout=10_000)
     assert trace_length(page, "rocof") > 0
     # Every axis carries its quantity and unit.
     titles = page.evaluate("['frequency','rocof'].map(id => document.getElementById(id).layout.yaxis.title.text)")
@@ -48,9 +48,9 @@ def test_polar_plot_updates_relative_to_the_reference(site: Site) -> None:
     page = site_login(site, "operator")
     reference = site.pmus[39].pk
     page.goto(f"{site.url}/phasors/?ref={reference}")
-    page.wait_for_function("Number(document.getElementById('polar').dataset.updates || 0) > 2", timeout=10_000)
+    livesite.wait_for(page, "Number(document.getElementById('polar').dataset.updates || 0) > 2", timeout=10_000)
     updates = int(page.evaluate("document.getElementById('polar').dataset.updates"))
-    page.wait_for_function(f"Number(document.getElementById('polar').dataset.updates) > {updates + 5}", timeout=10_000)
+    livesite.wait_for(page, f"Number(document.getElementById('polar').dataset.updates) > {updates + 5}", timeout=10_000)
     # The reference phasor lies at 0 deg; the others at their angle difference.
     traces = page.evaluate("document.getElementById('polar').data.map(t => [t.name, t.r[1], t.theta[1]])")
     by_name = {name: (r, theta) for name, r, theta in traces}
@@ -65,7 +65,7 @@ def test_an_alarm_from_a_simulated_event_appears_on_the_overview(site: Site) -> 
     from wams.detection.services import raise_event
 
     page = site_login(site, "operator")
-    page.wait_for_function("document.body.dataset.liveState === 'live'", timeout=10_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'live'", timeout=10_000)
     pmu = site.pmus[16]
     event, _ = site.db(
         raise_event,
@@ -81,7 +81,7 @@ def test_an_alarm_from_a_simulated_event_appears_on_the_overview(site: Site) -> 
     assert "59.72 Hz" in item.inner_text()
     assert page.locator("#alarm-count").inner_text() == "1"
     # The map paints Alpha's substation in the alarm colour.
-    page.wait_for_function("document.getElementById('map').dataset.states.includes('alarm')", timeout=5_000)
+    livesite.wait_for(page, "document.getElementById('map').dataset.states.includes('alarm')", timeout=5_000)
     page.context.close()
 
 
@@ -96,23 +96,23 @@ def test_the_stale_indicator_shows_when_a_pmu_stops_and_for_the_page_when_all_st
         assert page.locator(f'.chip[data-pmu-id="{running}"]').get_attribute("data-stale") == "false"
         assert page.evaluate("document.body.dataset.liveState") == "live"
         site.grid.stopped.update(site.grid.pmu_ids)
-        page.wait_for_function("document.body.dataset.liveState === 'stale'", timeout=10_000)
+        livesite.wait_for(page, "document.body.dataset.liveState === 'stale'", timeout=10_000)
         assert page.locator("#live-status").inner_text() == "STALE"
         assert page.locator("#stale-banner").is_visible()
         assert "not live" in page.locator("#stale-banner").inner_text()
     finally:
         site.grid.stopped.clear()
-    page.wait_for_function("document.body.dataset.liveState === 'live'", timeout=10_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'live'", timeout=10_000)
     assert not page.locator("#stale-banner").is_visible()
     page.context.close()
 
 
 def test_the_page_reconnects_after_the_socket_drops(site: Site) -> None:
     page = site_login(site, "operator")
-    page.wait_for_function("document.body.dataset.liveState === 'live'", timeout=10_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'live'", timeout=10_000)
     page.evaluate("WAMS.socket.ws.close()")
-    page.wait_for_function("document.body.dataset.liveState === 'disconnected'", timeout=5_000)
-    page.wait_for_function("document.body.dataset.liveState === 'live'", timeout=10_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'disconnected'", timeout=5_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'live'", timeout=10_000)
     page.context.close()
 
 

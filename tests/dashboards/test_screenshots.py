@@ -86,7 +86,7 @@ def test_screenshots_of_every_page(site: Site) -> None:
     context.close()
 
     page = livesite.login(site.browser, site.url, "operator")
-    page.wait_for_function("document.body.dataset.liveState === 'live'", timeout=15_000)
+    livesite.wait_for(page, "document.body.dataset.liveState === 'live'", timeout=15_000)
     shot(page, "02-overview", settle_s=12)
     page.goto(f"{site.url}/phasors/?ref={pmus[39].pk}")
     shot(page, "03-phasors", settle_s=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from wams.websockets import (
     CLOSE_TOO_MANY,
     ConnectionCounter,
     ConnectionLimiter,
+    RedisConnectionCounter,
     normalise_origin,
     origin_allowed,
     trusted_origin,
@@ -133,7 +135,16 @@ def test_the_application_refuses_a_foreign_port_and_accepts_the_sites_own_origin
 
 @pytest.mark.django_db(transaction=True)
 @override_settings(DEBUG=False, ALLOWED_HOSTS=["127.0.0.1"], CSRF_TRUSTED_ORIGINS=[], WAMS_WS_MAX_PER_USER=3)
-def test_the_socket_past_the_per_user_limit_is_closed_with_4429(operator_session, django_user_model):
+def test_the_socket_past_the_per_user_limit_is_closed_with_4429(operator_session, monkeypatch, settings):
+    import uuid
+
+    from wams import websockets
+
+    # A count of its own: user ids repeat between tests, and a shared Redis keeps other tests' entries a while.
+    fresh = websockets.ConnectionCounter()
+    if settings.REDIS_URL:
+        fresh = RedisConnectionCounter(settings.REDIS_URL, f"wams-test:ws:{uuid.uuid4().hex[:8]}:")
+    monkeypatch.setitem(websockets._counters, settings.REDIS_URL, fresh)
     cookie, _ = operator_session
     headers = [*cookie, *SITE, (b"origin", b"http://127.0.0.1:8000")]
 
@@ -157,20 +168,26 @@ def test_the_socket_past_the_per_user_limit_is_closed_with_4429(operator_session
 
 def test_the_counter_is_per_user_and_released_when_the_socket_ends():
     counter = ConnectionCounter()
-    assert counter.acquire(1, 2) and counter.acquire(1, 2)
-    assert not counter.acquire(1, 2)
-    assert counter.acquire(2, 2)  # another user is unaffected
-    counter.release(1)
-    assert counter.acquire(1, 2)
-    counter.release(1), counter.release(1), counter.release(2)
+
+    async def body() -> None:
+        assert await counter.acquire(1, "a", 2) and await counter.acquire(1, "b", 2)
+        assert not await counter.acquire(1, "c", 2)
+        assert await counter.acquire(2, "d", 2)  # another user is unaffected
+        await counter.release(1, "a")
+        assert await counter.acquire(1, "e", 2)
+        for user_id, socket_id in [(1, "b"), (1, "e"), (2, "d")]:
+            await counter.release(user_id, socket_id)
+
+    async_to_sync(body)()
     assert counter.open == {}
 
 
-def test_the_limiter_releases_the_slot_when_the_consumer_fails():
-    class User:
-        pk = 7
-        is_authenticated = True
+class User:
+    pk = 7
+    is_authenticated = True
 
+
+def test_the_limiter_releases_the_slot_when_the_consumer_fails():
     async def failing_app(scope, receive, send):
         raise RuntimeError("consumer crashed")
 
@@ -184,3 +201,66 @@ def test_the_limiter_releases_the_slot_when_the_consumer_fails():
     with override_settings(WAMS_WS_MAX_PER_USER=1):
         async_to_sync(body)()
     assert counter.open == {}
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/11"
+
+
+@pytest.fixture
+def shared_counters():
+    """Two counters on one Redis, as two web processes would have; a key prefix of their own."""
+    import uuid
+
+    import redis
+
+    from tests.dashboards.livesite import redis_available
+
+    if not redis_available():
+        pytest.skip("Redis is not running")
+    prefix = f"wams-test:ws:{uuid.uuid4().hex[:8]}:"
+    yield RedisConnectionCounter(REDIS_TEST_URL, prefix), RedisConnectionCounter(REDIS_TEST_URL, prefix)
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+
+
+@pytest.mark.redis
+def test_with_redis_the_limit_holds_across_processes(shared_counters):
+    first, second = shared_counters
+
+    async def body() -> list[bool]:
+        results = [await first.acquire(7, "p1-a", 3), await second.acquire(7, "p2-a", 3)]
+        results.append(await first.acquire(7, "p1-b", 3))
+        results.append(await second.acquire(7, "p2-b", 3))  # the fourth, in either process
+        results.append(await second.acquire(8, "p2-c", 3))  # another user
+        await first.release(7, "p1-a")
+        results.append(await second.acquire(7, "p2-d", 3))
+        return results
+
+    assert async_to_sync(body)() == [True, True, True, False, True, True]
+
+
+@pytest.mark.redis
+def test_with_redis_a_dead_processs_sockets_drop_out_when_their_lease_ends(shared_counters):
+    first, second = shared_counters
+    first.lease_s = 0.5  # a process that dies holds its sockets this long
+
+    async def body() -> tuple[bool, bool, bool]:
+        held = await first.acquire(7, "dead-a", 1)
+        blocked = await second.acquire(7, "live-a", 1)
+        await asyncio.sleep(1.0)
+        return held, blocked, await second.acquire(7, "live-b", 1)
+
+    assert async_to_sync(body)() == (True, False, True)
+
+
+def test_with_redis_down_the_limit_falls_back_to_this_process():
+    counter = RedisConnectionCounter("redis://127.0.0.1:1/0")  # nothing listens on port 1
+
+    async def body() -> list[bool]:
+        results = [await counter.acquire(7, "a", 1), await counter.acquire(7, "b", 1)]
+        await counter.release(7, "a")
+        results.append(await counter.acquire(7, "c", 1))
+        return results
+
+    assert async_to_sync(body)() == [True, False, True]
