@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "wams.ratelimit.PageRateLimitMiddleware",  # page and history reads per user (WAMS_PAGE_RATE)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
@@ -190,7 +191,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Websockets (wams/websockets.py): open sockets per user in one web process.
+# Websockets (wams/websockets.py): open sockets per user (across web processes through Redis when configured).
 WAMS_WS_MAX_PER_USER = env_int("WAMS_WS_MAX_PER_USER", 20, minimum=1, maximum=10_000)
 
 LANGUAGE_CODE = "en-gb"
