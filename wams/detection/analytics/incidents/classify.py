@@ -357,7 +357,7 @@ def _imbalance(symptoms: Sequence[Detection], m: Measures, topology: GridTopolog
         location = Location(bus=unit.bus, method=LocationMethod.ANGLE_PATTERN)
         return Verdict(IncidentKind.GENERATOR_TRIP, location, figures, max(severity, "alarm", key=_rank), unit)
     if mw is not None:
-        figures["load_change_mw"] = _round(-(mw or 0.0), 1)
+        figures["load_change_mw"] = _round(mw, 1)
     return Verdict(IncidentKind.LOAD_STEP, Location(bus=bus, method=LocationMethod.ANGLE_PATTERN), figures, severity)
 
 
@@ -409,7 +409,7 @@ def refine_imbalance(verdict: Verdict, m: Measures, topology: GridTopology, conf
         verdict.severity = max(verdict.severity, "alarm", key=_rank)
     else:
         verdict.kind = IncidentKind.LOAD_STEP
-        figures["load_change_mw"] = _round(-mw, 1)
+        figures["load_change_mw"] = _round(mw, 1)
         if isinstance(step_bus, int):
             verdict.location = Location(bus=step_bus, method=LocationMethod.ANGLE_PATTERN)
     return True
