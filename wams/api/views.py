@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
@@ -39,11 +39,14 @@ from wams.api.services import (
     subscription_json,
     visible_pmu_ids,
 )
+from wams.api.streaming import json_traces_response
 from wams.detection.faultrecords import FaultRecordError, ingest_burst
 from wams.detection.models import Event
+from wams.grid.models import Channel as GridChannel
 from wams.grid.models import Stream
-from wams.historian.models import Chunk, datetime_from_us
-from wams.historian.query import block_columns, parse_channel, query_traces, read_columns
+from wams.historian.budget import BudgetExceeded, ReadersBusy, check_channels, heavy_read
+from wams.historian.models import Chunk, datetime_from_us, us_from_datetime
+from wams.historian.query import block_columns, channel_counts, parse_channel, query_traces, read_columns
 from wams.historian.recent import read_recent
 
 ApiView = Callable[..., HttpResponse]
@@ -258,6 +261,44 @@ def _channel(name: str) -> str:
         raise ApiError(400, str(exc)) from None
 
 
+def _channels(request: HttpRequest) -> list[str]:
+    """Return the asked quantities as historian channels, repeats removed, or raise a 400."""
+    asked = [_channel(q) for q in _list(request, "quantity")] or ["frequency_hz"]
+    try:
+        return check_channels(asked)
+    except BudgetExceeded as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _check_channels_exist(pmu_ids: list[int], channels: list[str], start_us: int, end_us: int) -> None:
+    """Raise a 400 when a PMU has no such phasor, analog or digital channel (grid model, else stored data)."""
+    indexed = [
+        spec for spec in map(parse_channel, channels) if spec.kind not in ("frequency_hz", "rocof_hz_per_s", "stat")
+    ]
+    if not indexed:
+        return
+    kinds = {"magnitude": "phasor", "angle_deg": "phasor", "analog": "analog", "digital": "digital"}
+    modelled: dict[int, dict[str, int]] = {}
+    for pmu_id, kind, count in (
+        GridChannel.objects.filter(pmu_id__in=pmu_ids)
+        .values("pmu_id", "kind")
+        .annotate(n=Count("pk"))
+        .values_list("pmu_id", "kind", "n")
+    ):
+        modelled.setdefault(pmu_id, {})[kind] = count
+    for pmu_id in pmu_ids:
+        counts = modelled.get(pmu_id)
+        if counts is None:  # no channels in the grid model: what the PMU reported
+            phasors, analogs, digitals = channel_counts(pmu_id, start_us, end_us)
+            counts = {"phasor": phasors, "analog": analogs, "digital": digitals}
+        for spec in indexed:
+            kind = kinds[spec.kind]
+            if spec.index >= counts.get(kind, 0):
+                have = counts.get(kind, 0)
+                known = f"{kind}s 0-{have - 1}" if have else f"no {kind} channel"
+                raise ApiError(400, f"PMU {pmu_id} has {known}: {spec.name} does not exist")
+
+
 def _requested_pmus(request: HttpRequest, application: Application) -> list[int]:
     """Return the PMU ids of the `pmu` parameter, each visible to the application, or raise."""
     raw = _list(request, "pmu")
@@ -299,12 +340,15 @@ def _latest(pmu_id: int, channels: list[str]) -> dict[str, Any]:
 def data(request: HttpRequest, application: Application) -> HttpResponse:
     """Report measurements on demand: the newest values (no start/end) or a time window.
 
-    `pmu`: ids; `quantity`: historian channel names (default frequency_hz); `start`, `end`: epoch
-    seconds or ISO 8601 (end defaults to now); `max_points`: per trace, min/max/mean buckets beyond.
+    `pmu`: ids; `quantity`: historian channel names (default frequency_hz; repeats answered once);
+    `start`, `end`: epoch seconds or ISO 8601 (end defaults to now); `max_points`: per trace,
+    min/max/mean buckets beyond. A window is priced before it is read (`wams.historian.budget`): one
+    over the limits gets a 400 saying which limit and how to page.
     """
     pmu_ids = _requested_pmus(request, application)
-    channels = [_channel(q) for q in _list(request, "quantity")] or ["frequency_hz"]
+    channels = _channels(request)
     if "start" not in request.GET and "end" not in request.GET:
+        _check_channels_exist(pmu_ids, channels, 0, 2**62)
         return JsonResponse({"latest": [_latest(p, channels) for p in pmu_ids]})
     if "start" not in request.GET:
         raise ApiError(400, "a window needs start (end defaults to now)")
@@ -315,10 +359,18 @@ def data(request: HttpRequest, application: Application) -> HttpResponse:
     if end - start > MAX_WINDOW:
         raise ApiError(400, f"the window is longer than {MAX_WINDOW.total_seconds() / 3600:g} hours")
     max_points = _int(request.GET.get("max_points", "2000"), "max_points", 1, MAX_POINTS)
-    traces = query_traces(pmu_ids, channels, start, end, max_points=max_points)
-    return JsonResponse(
-        {"start": start.isoformat(), "end": end.isoformat(), "traces": [trace.to_json() for trace in traces]}
-    )
+    _check_channels_exist(pmu_ids, channels, us_from_datetime(start), us_from_datetime(end))
+    try:
+        with heavy_read():
+            traces = query_traces(pmu_ids, channels, start, end, max_points=max_points)
+    except BudgetExceeded as exc:
+        raise ApiError(400, str(exc)) from None
+    except ReadersBusy as exc:
+        response = error(503, str(exc))
+        response["Retry-After"] = str(exc.retry_after_s)
+        return response
+    head = {"start": start.isoformat(), "end": end.isoformat()}
+    return json_traces_response(request, head, traces)
 
 
 @api_view("GET", "POST")
