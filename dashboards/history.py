@@ -6,7 +6,6 @@ historian's query API, so the pages keep working while it changes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,9 +62,8 @@ class Export:
 
 
 def bus_base_v(pmu: Pmu) -> float:
-    """Return the PMU's phase-to-neutral base voltage (V) for per-unit magnitudes."""
-    base_kv = pmu.bus.base_kv if pmu.bus is not None else pmu.substation.voltage_level_kv
-    return base_kv * 1000.0 / math.sqrt(3.0)
+    """Return the PMU's phase-to-neutral base voltage (V) for per-unit magnitudes (the grid model's one rule)."""
+    return pmu.base_voltage_v()
 
 
 def read_windows(

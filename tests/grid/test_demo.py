@@ -50,8 +50,9 @@ def test_demo_accounts_are_created_with_roles(capsys):
     out = capsys.readouterr().out
     assert "operator" in out and "demo-pass-1" in out
     from django.contrib.auth import authenticate
+    from django.test import RequestFactory
 
-    user = authenticate(username="operator", password="demo-pass-1")
+    user = authenticate(RequestFactory().post("/accounts/login/"), username="operator", password="demo-pass-1")
     assert user is not None
     assert user.groups.filter(name="operator").exists()
     assert user.membership.organisation.code == "netso"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -191,8 +193,30 @@ class Pmu(models.Model):
         if self.bus is not None and self.substation_id is not None and self.bus.substation_id != self.substation_id:
             raise ValidationError({"bus": "The bus must belong to the PMU's substation."})
 
+    def base_voltage_v(self, phasor0_bus_kv: float | None = None) -> float:
+        """Return the phase-to-neutral base voltage (V) of phasor 0, the one rule for its per-unit magnitudes.
+
+        The base is that of the bus phasor 0 measures (its channel's bus), else the PMU's bus, else the
+        substation's voltage level; NaN when unknown. `phasor0_bus_kv` passes the channel's bus base when
+        the caller has read it for many PMUs at once (`phasor0_bus_kv_by_pmu`; 0 when the channel has no bus).
+        """
+        if phasor0_bus_kv is None and self.pk is not None:
+            phasor0_bus_kv = phasor0_bus_kv_by_pmu([self.pk]).get(self.pk)
+        base_kv = phasor0_bus_kv
+        if not base_kv:
+            base_kv = self.bus.base_kv if self.bus is not None else self.substation.voltage_level_kv
+        return base_kv * 1000.0 / math.sqrt(3.0) if base_kv else math.nan
+
     def __str__(self) -> str:
         return self.station_name
+
+
+def phasor0_bus_kv_by_pmu(pmu_ids: list[int] | None = None) -> dict[int, float | None]:
+    """Return, per PMU whose phasor 0 channel sits on a bus, that bus's base voltage in kV (all PMUs when None)."""
+    rows = Channel.objects.filter(kind=Channel.Kind.PHASOR, order=0, bus__isnull=False)
+    if pmu_ids is not None:
+        rows = rows.filter(pmu_id__in=pmu_ids)
+    return dict(rows.values_list("pmu_id", "bus__base_kv"))
 
 
 class Channel(models.Model):

@@ -14,7 +14,7 @@ from django.db.models import Field, Prefetch
 from django.db.models.functions import Mod
 
 from wams import live
-from wams.grid.models import Channel, CommunicationPath, Pmu, Stream
+from wams.grid.models import Channel, CommunicationPath, Pmu, Stream, phasor0_bus_kv_by_pmu
 from wams.grid.services import ROLE_ADMIN, ROLE_ENGINEER, ROLE_OPERATOR, AnyUser, has_role, visible_pmus
 from wams.pdc.models import LinkState, OutputStream
 from wams.pdc.reports import LinkReport
@@ -45,28 +45,13 @@ def _channels_query() -> Prefetch:  # type: ignore[type-arg]
     return Prefetch("channels", queryset=Channel.objects.select_related("bus").order_by("kind", "order"))
 
 
-def _phasor0_base_kv() -> dict[int, float | None]:
-    """Return, per PMU whose phasor 0 sits on a bus, that bus's base voltage in kV (tuples, no model objects)."""
-    rows = Channel.objects.filter(kind=Channel.Kind.PHASOR, order=0, bus__isnull=False)
-    return dict(rows.values_list("pmu_id", "bus__base_kv"))
-
-
-def _pmu_base_voltage_v(pmu: Pmu, phasor0_kv: dict[int, float | None]) -> float:
-    """Return the phase-to-neutral base voltage of phasor 0: its bus, else the PMU's bus, else the substation's level.
-
-    NaN when the base is unknown (zero or missing).
-    """
-    base_kv = phasor0_kv.get(pmu.id, pmu.bus.base_kv if pmu.bus is not None else pmu.substation.voltage_level_kv)
-    return base_kv * 1000.0 / SQRT3 if base_kv else math.nan
-
-
 def load_stream_specs(shard: int = 0, shards: int = 1) -> list[StreamSpec]:
     """Return every stream of a shard (stream id modulo shards), enabled or not, with paths and PMUs.
 
     The pdc polls this every few seconds: it reads only the phasor-0 bus of each PMU's channels (as
     tuples), not every channel as objects, so a poll of a thousand PMUs stays cheap for the event loop.
     """
-    phasor0_kv = _phasor0_base_kv()
+    phasor0_kv = phasor0_bus_kv_by_pmu()
     pmus = Pmu.objects.filter(enabled=True).select_related("bus", "substation")
     streams = (
         Stream.objects.annotate(shard_of=Mod("id", shards))
@@ -94,7 +79,7 @@ def load_stream_specs(shard: int = 0, shards: int = 1) -> list[StreamSpec]:
                         id=p.id,
                         idcode=p.idcode,
                         station_name=p.station_name,
-                        base_voltage_v=_pmu_base_voltage_v(p, phasor0_kv),
+                        base_voltage_v=p.base_voltage_v(phasor0_kv.get(p.id, 0.0)),
                     )
                     for p in stream.pmus.all()
                 ),
