@@ -23,10 +23,10 @@ from wams.synchrophasor import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-VECTORS = REPO.parent / "shared" / "vectors"
+VECTORS = REPO / "tests" / "data" / "vectors"  # the standard's frames and real captures, see its README
 PCAPS = sorted((VECTORS / "pcaps").glob("*.pcap"))
 
-requires_vectors = pytest.mark.skipif(not VECTORS.is_dir(), reason="shared/vectors not beside the repo")
+requires_vectors = pytest.mark.skipif(not VECTORS.is_dir(), reason="tests/data/vectors is missing from the checkout")
 requires_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
 
