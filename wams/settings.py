@@ -248,6 +248,7 @@ WAMS_EXPORT_MAX_VALUES = env_int("WAMS_EXPORT_MAX_VALUES", 20_000_000, minimum=1
 WAMS_QUERY_SLICE_MB = env_int("WAMS_QUERY_SLICE_MB", 8, minimum=1, maximum=1024)
 WAMS_QUERY_CONCURRENCY = env_int("WAMS_QUERY_CONCURRENCY", 2, minimum=1, maximum=64)
 WAMS_QUERY_WAIT_S = env_int("WAMS_QUERY_WAIT_S", 10, minimum=0, maximum=600)
+WAMS_API_MAX_SUBSCRIPTIONS = env_int("WAMS_API_MAX_SUBSCRIPTIONS", 20, minimum=1, maximum=10_000)
 
 LOGGING = {
     "version": 1,

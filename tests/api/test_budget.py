@@ -144,3 +144,19 @@ def test_when_every_read_slot_is_taken_the_answer_is_503_with_retry_after(
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert "heavy reads are running" in response.json()["error"]
     assert _get(client, fleet["token"], pmu=str(fleet["pmus"][0].pk), **_window()).status_code == 200
+
+
+def test_an_application_holds_a_bounded_number_of_subscriptions(
+    client: Client, fleet: dict[str, Any], settings: Any
+) -> None:
+    settings.WAMS_WEBHOOK_ALLOW = ["127.0.0.1"]
+    settings.WAMS_API_MAX_SUBSCRIPTIONS = 3
+    body = {"kind": "event", "pmus": [fleet["pmus"][0].pk], "webhook_url": "http://127.0.0.1:9/hook"}
+    answers = [
+        client.post(
+            "/api/v1/subscriptions", json.dumps(body), content_type="application/json", **bearer(fleet["token"])
+        )
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201, 400]
+    assert "at most 3 subscriptions" in answers[-1].json()["error"]

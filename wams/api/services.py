@@ -170,6 +170,9 @@ def create_subscription(application: Application, data: Any) -> tuple[Subscripti
     kind = data.get("kind")
     if kind not in Subscription.Kind.values:
         raise ApiError(400, f"kind must be one of {', '.join(Subscription.Kind.values)}")
+    limit = int(settings.WAMS_API_MAX_SUBSCRIPTIONS)
+    if Subscription.objects.filter(application=application).count() >= limit:
+        raise ApiError(400, f"an application holds at most {limit} subscriptions: delete one first")
     pmu_ids = check_pmu_ids(application, data.get("pmus"))
     name = data.get("name", "")
     if not isinstance(name, str) or len(name) > 100:

@@ -58,7 +58,7 @@ MAX_WINDOW = dt.timedelta(days=1)
 MAX_POINTS = 100_000
 MAX_PMUS_PER_QUERY = 50
 MAX_UPLOAD_FILES = 100  # Django's DATA_UPLOAD_MAX_NUMBER_FILES
-MAX_UPLOAD_BYTES = 256 * 2**20
+MAX_UPLOAD_BYTES = 64 * 2**20  # read whole into memory: the largest burst a request may hold
 
 
 def error(status: int, message: str) -> JsonResponse:
