@@ -18,6 +18,7 @@ GROUP_SNAPSHOTS = "wams.snapshots"  # decimated aligned snapshots of every PMU
 GROUP_ALARMS = "wams.alarms"  # events raised / acknowledged / cleared
 GROUP_LINKS = "wams.links"  # pdc link state and statistics
 GROUP_CONTROL = "wams.control"  # command progress and device state
+GROUP_INCIDENTS = "wams.incidents"  # incidents and their alarms: raised, changed, acknowledged, shelved
 
 
 def group_pmu(pmu_id: int) -> str:
@@ -30,8 +31,12 @@ EVENT_SNAPSHOT = "live.snapshot"
 EVENT_LINK = "live.link"
 EVENT_ALARM = "live.alarm"
 EVENT_CONTROL = "live.control"
+# An incident's payload (wams.detection.incidents.incident_payload, every device named: redact it per
+# viewer) with `change` (opened, updated, ended, acknowledged, shelved, unshelved) and `notify`
+# (true once per incident, on its raise: the one alarm notification).
+EVENT_INCIDENT = "live.incident"
 
-EVENT_TYPES = (EVENT_SNAPSHOT, EVENT_LINK, EVENT_ALARM, EVENT_CONTROL)
+EVENT_TYPES = (EVENT_SNAPSHOT, EVENT_LINK, EVENT_ALARM, EVENT_CONTROL, EVENT_INCIDENT)
 
 
 async def apublish(group: str, event_type: str, payload: dict[str, Any]) -> None:

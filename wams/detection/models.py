@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -50,6 +52,23 @@ class Incident(models.Model):
     correlation_key = models.CharField(
         max_length=100, unique=True, help_text="The correlator's identity of the incident (run and number)."
     )
+    # Its alarm (ISA-18.2): raised once, latched until acknowledged, shelved for a time with a reason.
+    alarm_key = models.CharField(
+        max_length=150, blank=True, db_index=True, help_text="Kind and place: a re-raise within the deadband is this."
+    )
+    raised_at = models.DateTimeField(null=True, blank=True, help_text="When its alarm was raised (and notified).")
+    raise_count = models.PositiveIntegerField(default=1, help_text="Raises, re-raises within the deadband included.")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    acknowledge_comment = models.CharField(max_length=300, blank=True)
+    shelved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    shelved_at = models.DateTimeField(null=True, blank=True)
+    shelved_until = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Hidden until then.")
+    shelve_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,6 +77,62 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.started_at:%Y-%m-%d %H:%M:%S} ({self.state})"
+
+    @property
+    def alarm_state(self) -> str:
+        """Return the ISA-18.2 state of its alarm (one of AlarmState)."""
+        active = self.state == Incident.State.ACTIVE
+        if self.acknowledged_at is None:
+            return AlarmState.UNACK_ACTIVE if active else AlarmState.UNACK_RETURNED
+        return AlarmState.ACK_ACTIVE if active else AlarmState.NORMAL
+
+    def is_shelved(self, now: dt.datetime) -> bool:
+        """Tell whether its alarm is shelved at this instant (an expired shelf counts as none)."""
+        return self.shelved_until is not None and self.shelved_until > now
+
+
+class AlarmState(models.TextChoices):
+    """The states of an incident's alarm (ISA-18.2 / IEC 62682)."""
+
+    UNACK_ACTIVE = "unack_active", "Unacknowledged, active"
+    ACK_ACTIVE = "ack_active", "Acknowledged, active"
+    UNACK_RETURNED = "unack_returned", "Unacknowledged, returned to normal"
+    NORMAL = "normal", "Normal"
+
+
+class IncidentKey(models.Model):
+    """A further correlation key of an incident: a re-raise within the alarm deadband reported under it."""
+
+    key = models.CharField(max_length=100, unique=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class AlarmAction(models.Model):
+    """One thing that happened to an incident's alarm: what alarm-rate figures are counted from."""
+
+    class Action(models.TextChoices):
+        RAISED = "raised", "Raised"
+        RERAISED = "reraised", "Re-raised within the deadband (not notified)"
+        RETURNED = "returned", "Returned to normal"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        SHELVED = "shelved", "Shelved"
+        UNSHELVED = "unshelved", "Unshelved"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="alarm_actions")
+    action = models.CharField(max_length=12, choices=Action.choices, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    at = models.DateTimeField(db_index=True)
+    comment = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} incident {self.incident_id} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class Event(models.Model):
@@ -145,6 +220,22 @@ class DetectorSettings(models.Model):
         default=5.0, validators=POSITIVE, help_text="Oscillation monitoring (grid-wide: taken from the defaults)."
     )
     damping_alarm_pct = models.FloatField(default=3.0, validators=POSITIVE)
+    sustained_frequency_band_hz = models.FloatField(
+        default=0.12,
+        validators=[MinValueValidator(0.01)],
+        help_text="Grid-wide: a frequency this far from 60 Hz (scaled on 50 Hz grids) for the delay alarms.",
+    )
+    sustained_frequency_delay_s = models.FloatField(default=60.0, validators=[MinValueValidator(1.0)])
+    sustained_voltage_low_pu = models.FloatField(default=0.95, validators=POSITIVE)
+    sustained_voltage_high_pu = models.FloatField(
+        default=1.10, validators=POSITIVE, help_text="Grid-wide: a voltage outside the limits for the delay alarms."
+    )
+    sustained_voltage_delay_s = models.FloatField(default=60.0, validators=[MinValueValidator(1.0)])
+    alarm_deadband_s = models.FloatField(
+        default=60.0,
+        validators=POSITIVE,
+        help_text="Grid-wide: an incident of the same kind and place within this of the last is a re-raise.",
+    )
 
     class Meta:
         ordering = ["priority", "pk"]
@@ -165,6 +256,8 @@ class DetectorSettings(models.Model):
             raise ValidationError({"voltage_swell_alarm_pu": "The swell alarm is at least the swell warning."})
         if self.damping_alarm_pct > self.damping_warning_pct:
             raise ValidationError({"damping_alarm_pct": "Alarm damping is at most the warning damping."})
+        if not self.sustained_voltage_low_pu < 1.0 < self.sustained_voltage_high_pu:
+            raise ValidationError("Use sustained voltage low < 1 pu < sustained voltage high.")
 
     def __str__(self) -> str:
         return f"Detector settings: {self.group or 'defaults'}"

@@ -13,8 +13,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from wams import live
-from wams.detection.models import Event, Incident
-from wams.grid.models import Bus, Line, Pmu, Substation
+from wams.detection.models import Event
+from wams.grid.models import Pmu, Substation
 from wams.grid.services import Visibility
 
 logger = logging.getLogger(__name__)
@@ -206,129 +206,54 @@ def pmu_ids_exist(pmu_ids: Iterable[int]) -> list[int]:
     return list(Pmu.objects.filter(pk__in=list(pmu_ids)).values_list("pk", flat=True))
 
 
-# --- incidents ---------------------------------------------------------------------------------
+# --- incidents (wams/detection/incidents.py; re-exported: callers import them from here) ------------
 
-# Sent after commit with incident_id=<int> and change=<opened, updated or ended>: alarm lists,
-# pages and subscriptions deliver one notification per incident and per state change.
-incident_changed = Signal()
-INCIDENT_OPENED = "opened"
-INCIDENT_UPDATED = "updated"
-INCIDENT_ENDED = "ended"
+from wams.detection.incidents import (  # noqa: E402
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_CHANGES,
+    INCIDENT_ENDED,
+    INCIDENT_OPENED,
+    INCIDENT_SHELVED,
+    INCIDENT_UNSHELVED,
+    INCIDENT_UPDATED,
+    IncidentActionError,
+    IncidentNotFound,
+    IncidentPermissionDenied,
+    acknowledge_incident,
+    alarm_list,
+    expire_shelves,
+    incident_changed,
+    incident_payload,
+    incident_visible,
+    incidents_since,
+    order_by_alarm,
+    record_incident,
+    redact_incident,
+    shelve_incident,
+    unshelve_incident,
+)
 
-
-def incident_payload(incident: Incident, event_ids: Sequence[int] | None = None) -> dict[str, Any]:
-    """Return the JSON of an incident (the command, pages, API and websockets all use this one)."""
-    ids = list(event_ids) if event_ids is not None else sorted(incident.events.values_list("id", flat=True))
-    bus = incident.bus.number if incident.bus_id is not None and incident.bus is not None else incident.bus_number
-    substation = incident.substation.code if incident.substation_id is not None and incident.substation else None
-    line = incident.line.name if incident.line_id is not None and incident.line is not None else incident.line_name
-    return {
-        "incident_id": incident.pk,
-        "kind": incident.kind,
-        "severity": incident.severity,
-        "state": incident.state,
-        "summary": incident.summary,
-        "started_at": incident.started_at.isoformat(),
-        "detected_at": incident.detected_at.isoformat(),
-        "ended_at": incident.ended_at.isoformat() if incident.ended_at else None,
-        "location": {"bus": bus, "substation": substation, "line": line or None, "method": incident.location_method},
-        "figures": incident.figures,
-        "events": ids,
-    }
-
-
-def _announce_incident(incident_id: int, change: str) -> None:
-    """Send incident_changed once the transaction commits; a failing receiver is logged, not raised."""
-
-    def send() -> None:
-        for receiver, result in incident_changed.send_robust(sender=Incident, incident_id=incident_id, change=change):
-            if isinstance(result, Exception):
-                logger.error("incident_changed receiver %r failed: %r", receiver, result)
-
-    transaction.on_commit(send)
-
-
-def _locate(bus_number: int | None, line_name: str | None) -> tuple[Bus | None, Substation | None, Line | None]:
-    """Return the grid rows of a located bus and line (and the bus's substation)."""
-    bus = Bus.objects.select_related("substation").filter(number=bus_number).first() if bus_number else None
-    line = Line.objects.filter(name=line_name).first() if line_name else None
-    if bus is None and line is not None:
-        bus = line.from_bus
-    return bus, (bus.substation if bus is not None else None), line
-
-
-@transaction.atomic
-def record_incident(
-    *,
-    correlation_key: str,
-    change: str,
-    kind: str,
-    severity: str,
-    started_at: dt.datetime,
-    detected_at: dt.datetime,
-    ended_at: dt.datetime | None = None,
-    bus_number: int | None = None,
-    line_name: str | None = None,
-    location_method: str = "",
-    figures: dict[str, Any] | None = None,
-    summary: str = "",
-    event_keys: Iterable[str] = (),
-    source: str = "pdc",
-) -> Incident:
-    """Open, update or end the incident with this correlation key and link its symptom events to it.
-
-    Events are found by their dedup keys (the newest event of each key); one that already belongs
-    to another incident stays there.
-    """
-    if change not in (INCIDENT_OPENED, INCIDENT_UPDATED, INCIDENT_ENDED):
-        raise ValueError(f"unknown incident change {change!r}")
-    bus, substation, line = _locate(bus_number, line_name)
-    values = {
-        "kind": kind,
-        "severity": severity,
-        "summary": summary[:300],
-        "started_at": started_at,
-        "detected_at": detected_at,
-        "bus": bus,
-        "substation": substation,
-        "line": line,
-        "bus_number": bus_number,
-        "line_name": line_name or "",
-        "location_method": location_method,
-        "figures": figures or {},
-        "source": source,
-    }
-    if change == INCIDENT_ENDED:
-        values |= {"state": Incident.State.ENDED, "ended_at": ended_at or detected_at}
-    incident = Incident.objects.select_for_update().filter(correlation_key=correlation_key).first()
-    if incident is None:
-        incident = Incident.objects.create(correlation_key=correlation_key, **values)
-    else:
-        if change != INCIDENT_ENDED:
-            values.pop("detected_at")
-        for name, value in values.items():
-            setattr(incident, name, value)
-        incident.save()
-    keys = sorted(set(event_keys))
-    if keys:
-        newest: dict[str, int] = {}
-        for pk, key in (
-            Event.objects.filter(dedup_key__in=keys).order_by("created_at", "pk").values_list("pk", "dedup_key")
-        ):
-            newest[key] = pk
-        Event.objects.filter(pk__in=newest.values(), incident__isnull=True).update(incident=incident)
-    _announce_incident(incident.pk, change)
-    return incident
-
-
-def incidents_since(since: dt.datetime) -> list[dict[str, Any]]:
-    """Return the payloads of the incidents started (or still active) since an instant, oldest first."""
-    from django.db.models import Q
-
-    rows = (
-        Incident.objects.filter(Q(started_at__gte=since) | Q(state=Incident.State.ACTIVE, detected_at__gte=since))
-        .select_related("bus", "substation", "line")
-        .prefetch_related("events")
-        .order_by("started_at", "pk")
-    )
-    return [incident_payload(i, sorted(e.pk for e in i.events.all())) for i in rows]
+__all__ = [
+    "INCIDENT_ACKNOWLEDGED",
+    "INCIDENT_CHANGES",
+    "INCIDENT_ENDED",
+    "INCIDENT_OPENED",
+    "INCIDENT_SHELVED",
+    "INCIDENT_UNSHELVED",
+    "INCIDENT_UPDATED",
+    "IncidentActionError",
+    "IncidentNotFound",
+    "IncidentPermissionDenied",
+    "acknowledge_incident",
+    "alarm_list",
+    "expire_shelves",
+    "incident_changed",
+    "incident_payload",
+    "incident_visible",
+    "incidents_since",
+    "order_by_alarm",
+    "record_incident",
+    "redact_incident",
+    "shelve_incident",
+    "unshelve_incident",
+]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from wams.detection.analytics.fast import FastDetectorBank
-from wams.detection.analytics.incidents import IncidentCorrelator, IncidentReport
+from wams.detection.analytics.incidents import CorrelatorConfig, IncidentCorrelator, IncidentReport
 from wams.detection.analytics.types import Detection, DetectionPhase, Severity, Snapshot
 from wams.detection.live.events import apply_detection, apply_incident, clear_left_over, event_key
 from wams.detection.live.plan import DetectorPlan, default_plan, load_plan
@@ -156,7 +156,10 @@ class LiveDetection:
         st = self.state
         st.generation += 1
         st.event_keys = {}
-        st.correlator = IncidentCorrelator(st.plan.topology) if st.plan is not None and st.bank is not None else None
+        if st.plan is None or st.bank is None:
+            st.correlator = None
+            return
+        st.correlator = IncidentCorrelator(st.plan.topology, CorrelatorConfig(sustained=st.plan.sustained))
 
     def _close_bank(self, reason: str) -> None:
         """Clear the conditions the current bank holds raised: a new bank would never clear them."""

@@ -20,6 +20,7 @@ from wams.detection.analytics.fast import (
     VoltageConfig,
 )
 from wams.detection.analytics.incidents import GridTopology, Unit
+from wams.detection.analytics.incidents.sustained import SustainedConfig
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class DetectorPlan:
     names: tuple[str, ...]
     fingerprint: str  # changes whenever an input of the configuration changes
     topology: GridTopology = field(default_factory=lambda: GridTopology(lines=(), pmu_buses=()))
+    sustained: SustainedConfig = field(default_factory=SustainedConfig)
 
 
 def default_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
@@ -157,7 +159,19 @@ def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
             config.nominal_hz,
         )
     )
-    return DetectorPlan(pmu_ids, config, names, fingerprint, load_topology(pmu_ids, pmus, config.nominal_hz))
+    topology = load_topology(pmu_ids, pmus, config.nominal_hz)
+    return DetectorPlan(pmu_ids, config, names, fingerprint, topology, sustained_config(default))
+
+
+def sustained_config(default: Any) -> SustainedConfig:
+    """Return the sustained off-nominal limits of the default DetectorSettings row."""
+    return SustainedConfig(
+        frequency_band_hz_at_60=float(default.sustained_frequency_band_hz),
+        frequency_delay_s=float(default.sustained_frequency_delay_s),
+        voltage_low_pu=float(default.sustained_voltage_low_pu),
+        voltage_high_pu=float(default.sustained_voltage_high_pu),
+        voltage_delay_s=float(default.sustained_voltage_delay_s),
+    )
 
 
 def _settings_values(row: Any) -> tuple[Any, ...]:

@@ -10,6 +10,12 @@ found within `ringdown_s` of an incident's start is the ringdown of that disturb
 it; any other oscillation is an incident of its own (one per mode kind while it lasts). An incident
 ends `end_hold_s` after its last condition cleared; a generation/load imbalance is refined once its
 frequency has settled.
+
+Sustained off-nominal states (`sustained.py`) belong to the incident that caused them: while the grid
+frequency is outside its band a generation/load imbalance or an island stays active, and when the
+excursion has lasted long enough its severity rises to alarm with the figures of the excursion; a
+voltage outside its limits does the same to a voltage decline. An excursion with no such incident
+is an incident of its own (low frequency: generator_trip, high: load_step, voltage: voltage_decline).
 """
 
 from __future__ import annotations
@@ -26,14 +32,33 @@ from wams.detection.analytics.incidents.classify import (
     refine_imbalance,
 )
 from wams.detection.analytics.incidents.history import SnapshotHistory
+from wams.detection.analytics.incidents.sustained import (
+    Change,
+    Quantity,
+    SustainedChange,
+    SustainedConfig,
+    SustainedMonitor,
+)
 from wams.detection.analytics.incidents.topology import GridTopology
-from wams.detection.analytics.incidents.types import IncidentKind, IncidentPhase, IncidentReport
+from wams.detection.analytics.incidents.types import (
+    IncidentKind,
+    IncidentPhase,
+    IncidentReport,
+    Location,
+    LocationMethod,
+)
 from wams.detection.analytics.types import Detection, DetectionKind, DetectionPhase, Snapshot
 
 K = DetectionKind
 IGNORED = {K.SYNC_LOSS, K.INVALID_DATA, K.STALE_DATA}
 OSCILLATIONS = {K.POORLY_DAMPED_OSCILLATION, K.FORCED_OSCILLATION}
 IMBALANCE = {IncidentKind.GENERATOR_TRIP, IncidentKind.LOAD_STEP}
+#: The incidents a sustained excursion of each quantity belongs to.
+SUSTAINED_HOSTS = {
+    Quantity.FREQUENCY: IMBALANCE | {IncidentKind.ISLANDING},
+    Quantity.VOLTAGE: {IncidentKind.VOLTAGE_DECLINE},
+}
+SEVERITIES = ("info", "warning", "alarm", "critical")
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,7 @@ class CorrelatorConfig:
     ringdown_s: float = 20.0
     keep_s: float = 30.0
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    sustained: SustainedConfig = field(default_factory=SustainedConfig)
 
 
 @dataclass
@@ -70,6 +96,7 @@ class _Incident:
     last_clear_s: float
     refined: bool = False
     ended: bool = False
+    holds: set[str] = field(default_factory=set)  # sustained excursions keeping it active
 
 
 class IncidentCorrelator:
@@ -85,6 +112,8 @@ class IncidentCorrelator:
         self.owner: dict[str, _Incident] = {}  # detection key -> its incident
         self.count = 0
         self.now_s = 0.0
+        self.sustained = SustainedMonitor(topology.nominal_hz, self.config.sustained)
+        self.sustained_host: dict[Quantity, _Incident] = {}
 
     def update(self, snapshot: Snapshot | None, detections: Iterable[Detection] = ()) -> list[IncidentReport]:
         """Take one snapshot (or None: detections only, e.g. from the oscillation worker) and its detections."""
@@ -95,6 +124,9 @@ class IncidentCorrelator:
         for det in detections:
             self.now_s = max(self.now_s, det.detected_time_s)
             out += self._take(det)
+        if snapshot is not None:
+            for change in self.sustained.update(snapshot):
+                out += self._sustained(change)
         out += self._advance(self.now_s)
         return out
 
@@ -187,10 +219,63 @@ class IncidentCorrelator:
                 if self._refine(inc, now_s):
                     out.append(self._report(inc, IncidentPhase.UPDATED, now_s))
             waiting = inc.verdict.kind in IMBALANCE and not inc.refined
-            if not inc.open_keys and not waiting and now_s >= inc.last_clear_s + self.config.end_hold_s:
+            held = inc.open_keys or inc.holds
+            if not held and not waiting and now_s >= inc.last_clear_s + self.config.end_hold_s:
                 inc.ended = True
                 out.append(self._report(inc, IncidentPhase.ENDED, now_s))
         return out
+
+    # sustained excursions ------------------------------------------------------------------
+    def _sustained(self, change: SustainedChange) -> list[IncidentReport]:
+        """Hold, escalate or release the incident a sustained excursion belongs to (or open one)."""
+        key = f"sustained:{change.quantity.value}"
+        host = self.sustained_host.get(change.quantity)
+        if host is not None and host.ended:
+            host = None
+        if change.change is Change.PENDING:
+            host = host or self._sustained_host(change.quantity)
+            if host is not None:
+                host.holds.add(key)
+                self.sustained_host[change.quantity] = host
+            return []
+        if change.change is Change.RAISED:
+            return [self._sustained_raise(change, host or self._sustained_host(change.quantity), key)]
+        self.sustained_host.pop(change.quantity, None)
+        if host is not None:
+            host.holds.discard(key)
+            host.last_clear_s = max(host.last_clear_s, change.at_s)
+            if change.change is Change.CLEARED:
+                host.verdict.figures.update(change.figures)
+        return []
+
+    def _sustained_host(self, quantity: Quantity) -> _Incident | None:
+        """Return the newest active incident an excursion of this quantity belongs to."""
+        kinds = SUSTAINED_HOSTS[quantity]
+        return next((i for i in reversed(self.incidents) if not i.ended and i.verdict.kind in kinds), None)
+
+    def _sustained_raise(self, change: SustainedChange, host: _Incident | None, key: str) -> IncidentReport:
+        """Escalate the host of an excursion that lasted, or open an incident of the nearest kind."""
+        if host is not None:
+            host.holds.add(key)
+            host.verdict.figures.update(change.figures)
+            if SEVERITIES.index(host.verdict.severity) < SEVERITIES.index("alarm"):
+                host.verdict.severity = "alarm"
+            self.sustained_host[change.quantity] = host
+            return self._report(host, IncidentPhase.UPDATED, change.at_s)
+        if change.quantity is Quantity.FREQUENCY:
+            kind = IncidentKind.GENERATOR_TRIP if change.direction < 0 else IncidentKind.LOAD_STEP
+            location = Location(method="frequency_band")
+        else:
+            kind = IncidentKind.VOLTAGE_DECLINE
+            index = change.pmu_index
+            bus = self.topology.pmu_buses[index] if index is not None and index < len(self.topology.pmu_buses) else None
+            location = Location(bus=bus, method=LocationMethod.LOWEST_VOLTAGE.value)
+        self.count += 1
+        verdict = Verdict(kind, location, dict(change.figures), "alarm")
+        inc = _Incident(self.count, verdict, change.since_s, [], set(), change.since_s, refined=True, holds={key})
+        self.incidents.append(inc)
+        self.sustained_host[change.quantity] = inc
+        return self._report(inc, IncidentPhase.OPENED, change.at_s)
 
     def _refine(self, inc: _Incident, now_s: float) -> bool:
         """Measure a generation/load imbalance again once its frequency has settled."""
@@ -239,6 +324,16 @@ def summarise(verdict: Verdict, topology: GridTopology) -> str:
         where += f" ({loc.line})"
     f = verdict.figures
     kind = verdict.kind.value.replace("_", " ").capitalize()
+    if "off_nominal_frequency_hz" in f and "mw_lost_mw" not in f and verdict.kind is not IncidentKind.ISLANDING:
+        return (
+            f"Sustained off-nominal frequency ({kind.lower()}): {f.get('off_nominal_frequency_hz')} Hz "
+            f"beyond {f.get('frequency_limit_hz')} Hz for {f.get('off_nominal_duration_s')} s"
+        )
+    if "off_limit_voltage_pu" in f and verdict.kind is IncidentKind.VOLTAGE_DECLINE:
+        return (
+            f"{kind}{where}: {f.get('off_limit_voltage_pu')} pu beyond {f.get('voltage_limit_pu')} pu "
+            f"for {f.get('off_limit_duration_s')} s"
+        )
     if verdict.kind is IncidentKind.FAULT:
         return f"{kind}{where}, cleared in {f.get('duration_ms')} ms, min {f.get('voltage_min_pu')} pu"
     if verdict.kind is IncidentKind.GENERATOR_TRIP:
