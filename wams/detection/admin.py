@@ -11,7 +11,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from wams.detection.faultrecords import FaultRecordError, ingest_burst
-from wams.detection.models import DetectorSettings, Event, EventWindow, FaultRecord, OscillationAnalysis
+from wams.detection.models import (
+    AlarmAction,
+    DetectorSettings,
+    Event,
+    EventWindow,
+    FaultRecord,
+    Incident,
+    OscillationAnalysis,
+)
 
 
 @admin.register(DetectorSettings)
@@ -67,6 +75,19 @@ class DetectorSettingsAdmin(admin.ModelAdmin):
             },
         ),
         ("Oscillations", {"fields": ["damping_warning_pct", "damping_alarm_pct"]}),
+        (
+            "Sustained off-nominal states and alarms (grid-wide: taken from the defaults)",
+            {
+                "fields": [
+                    "sustained_frequency_band_hz",
+                    "sustained_frequency_delay_s",
+                    "sustained_voltage_low_pu",
+                    "sustained_voltage_high_pu",
+                    "sustained_voltage_delay_s",
+                    "alarm_deadband_s",
+                ]
+            },
+        ),
     ]
 
 
@@ -199,3 +220,61 @@ class OscillationAnalysisAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class AlarmActionInline(admin.TabularInline):
+    model = AlarmAction
+    extra = 0
+    can_delete = False
+    fields = ["at", "action", "user", "comment"]
+    readonly_fields = ["at", "action", "user", "comment"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Incidents and their alarms (read only: operators act on alarms through the services); alarm rates."""
+
+    list_display = ["started_at", "kind", "severity", "state", "alarm_state", "substation", "raise_count"]
+    list_filter = ["kind", "state", "severity"]
+    date_hierarchy = "started_at"
+    inlines = [AlarmActionInline]
+    change_list_template = "admin/detection/incident/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="alarm")
+    def alarm_state(self, obj: Incident) -> str:
+        return obj.alarm_state
+
+    def get_urls(self) -> list[Any]:
+        own = [path("alarm-rates/", self.admin_site.admin_view(self.rates_view), name="detection_alarm_rates")]
+        return own + super().get_urls()
+
+    def rates_view(self, request: HttpRequest) -> HttpResponse:
+        """Show alarms presented and acknowledged per operator per 10 minutes over the last `hours`."""
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from wams.detection.alarm_rates import alarm_rates
+
+        try:
+            hours = min(max(float(request.GET.get("hours", "24")), 0.2), 24 * 31)
+        except ValueError:
+            hours = 24.0
+        until = timezone.now()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Alarm rates per operator",
+            "rates": alarm_rates(until - dt.timedelta(hours=hours), until),
+            "hours": hours,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/detection/incident/alarm_rates.html", context)

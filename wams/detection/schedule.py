@@ -13,4 +13,9 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 10.0,
         "options": {"expires": 9.0},
     },
+    "detection-expire-shelves": {
+        "task": "wams.detection.tasks.expire_shelves",
+        "schedule": 10.0,
+        "options": {"expires": 9.0},
+    },
 }

@@ -31,3 +31,11 @@ def capture_event_window(event_id: int) -> int:
 def capture_due_windows() -> int:
     """Store the windows of recent events whose post window has passed; return how many."""
     return windows.capture_due_windows()
+
+
+@shared_task(name="wams.detection.tasks.expire_shelves", ignore_result=True)
+def expire_shelves() -> int:
+    """Bring back the alarms whose shelf has expired; return how many."""
+    from wams.detection.incidents import expire_shelves as expire
+
+    return expire()
