@@ -130,3 +130,8 @@ def load_scope(user: AnyUser) -> Scope:
 def event_visible(user: AnyUser, event_id: int) -> bool:
     """Tell whether the user may see one event (sync)."""
     return visible_events(user).filter(pk=event_id).exists()
+
+
+def can_administer(user: AnyUser) -> bool:
+    """Tell whether the user may start simulator scenarios (admins and superusers)."""
+    return has_role(user, ROLE_ADMIN)

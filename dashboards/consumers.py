@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http import Http404
 
-from dashboards import access, livefilter, replay
+from dashboards import access, incidents, livefilter, replay
 from wams import live
 from wams.detection.services import redact_event
 from wams.grid.services import Visibility, user_visibility
@@ -33,6 +33,11 @@ TOPICS = {
     "alarms": live.GROUP_ALARMS,
     "control": live.GROUP_CONTROL,
 }
+# Incidents travel with the alarms: a page asking for alarms gets them too (their own group once
+# wams.live names one; until then they arrive on the alarm group, see dashboards.apps).
+GROUP_INCIDENTS: str | None = getattr(live, "GROUP_INCIDENTS", None)
+if GROUP_INCIDENTS is not None and GROUP_INCIDENTS != live.GROUP_ALARMS:
+    TOPICS["incidents"] = GROUP_INCIDENTS
 # Close codes sent after the handshake (before it, a refusal is an HTTP 403).
 CLOSE_FORBIDDEN = 4403
 
@@ -124,6 +129,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     def groups_to_join(self) -> list[str]:
         """Return the channel-layer groups this socket listens to (all, or the `topics` asked for)."""
         topics = {topic for topic in self.query("topics").split(",") if topic}
+        if "alarms" in topics:
+            topics.add("incidents")
         return [group for topic, group in TOPICS.items() if not topics or topic in topics]
 
     def hello(self, rate_hz: int) -> dict[str, Any]:
@@ -176,8 +183,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if payload.get("stream_id") in self.stream_ids:
             await self.send_json({"type": "link", **payload})
 
+    async def live_incident(self, event: dict[str, Any]) -> None:
+        """Forward an incident as this user may see it (redacted, with its page and map highlight)."""
+        shown = await database_sync_to_async(incidents.live_incident)(self.scope["user"], event["payload"])
+        if shown is not None:
+            await self.send_json({"type": "incident", **shown})
+
     async def live_alarm(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
+        if "incident_id" in payload and "event_id" not in payload:  # an incident on the alarm group
+            await self.live_incident(event)
+            return
         pmu_ids = [pmu_id for pmu_id in payload.get("pmu_ids") or [] if str(pmu_id) in self.pmu_keys]
         if not pmu_ids:
             if payload.get("pmu_ids"):

@@ -31,6 +31,7 @@ PALETTE = [
 ]  # fmt: skip
 TICK_FORMATS = {"frequency_hz": ".3f", "rocof_hz_per_s": ".3f", "magnitude_pu": ".3f", "angle_deg": ".0f"}
 STATE_COLOURS = {"ok": "#3fb950", "alarm": "#ff5f56", "stale": "#9aa4ae", "down": "#d29922"}
+INCIDENT_COLOUR = "#ff3b30"
 NEW_ENGLAND = {"lat": (40.9, 44.2), "lon": (-74.2, -69.9)}
 
 
@@ -148,10 +149,33 @@ def map_figure(substations: Sequence[dict[str, Any]]) -> Figure:
         "showsubunits": True,
         "coastlinecolor": "#4a5b6b",
     }
+    # Incident highlight (filled in by the page): the located line in red, a red ring on the substation.
+    incident_lines = {
+        "type": "scattergeo",
+        "mode": "lines",
+        "lat": [],
+        "lon": [],
+        "line": {"width": 4, "color": INCIDENT_COLOUR},
+        "hoverinfo": "skip",
+        "name": "Incident lines",
+    }
+    incident_rings = {
+        "type": "scattergeo",
+        "mode": "markers",
+        "lat": [],
+        "lon": [],
+        "text": [],
+        "hoverinfo": "text",
+        "marker": {"size": 30, "symbol": "circle-open", "color": INCIDENT_COLOUR, "line": {"width": 3}},
+        "name": "Incident locations",
+    }
     return {
-        "data": [trace],
+        "data": [trace, incident_lines, incident_rings],
         "layout": layout(
-            "Substations: link and alarm state", geo=geo, showlegend=False, margin={"l": 4, "r": 4, "t": 40, "b": 4}
+            "Substations: link, alarm and incident state",
+            geo=geo,
+            showlegend=False,
+            margin={"l": 4, "r": 4, "t": 40, "b": 4},
         ),
     }
 

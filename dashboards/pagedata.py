@@ -101,9 +101,13 @@ def alarm_row(event: Event, visible_pmu_ids: set[int], visibility: Visibility) -
     }
 
 
-def active_alarms(user: AnyUser, visible_pmu_ids: set[int], limit: int = 50) -> list[dict[str, Any]]:
-    """Return the user's raised or acknowledged events, newest first."""
+def active_alarms(
+    user: AnyUser, visible_pmu_ids: set[int], limit: int = 50, *, without_incident: bool = False
+) -> list[dict[str, Any]]:
+    """Return the user's raised or acknowledged events, newest first (those of no incident, if asked)."""
     events = access.visible_events(user).filter(state__in=ACTIVE_STATES).prefetch_related("pmus", "substations")
+    if without_incident:  # an incident's symptoms are shown as its one row
+        events = events.filter(incident__isnull=True)
     visibility = user_visibility(user)
     return [alarm_row(event, visible_pmu_ids, visibility) for event in events[:limit]]
 

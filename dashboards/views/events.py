@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -24,17 +25,32 @@ from wams.grid.services import user_visibility, visible_pmus
 WINDOW_QUANTITIES = ("frequency_hz", "rocof_hz_per_s", "magnitude_pu")
 WINDOW_MAX_POINTS = 1500
 MAX_ID = 2**63 - 1  # database keys are 64-bit: a larger id names nothing
-STATE_FILTERS = {"active": pagedata.ACTIVE_STATES, "all": None}
+STATE_FILTERS = {"attention": None, "active": pagedata.ACTIVE_STATES, "all": None}
+DEFAULT_STATE = "attention"  # active or not yet acknowledged: what an operator still has to see
+
+
+def alarm_order(events: QuerySet[Event]) -> QuerySet[Event]:
+    """Order events unacknowledged first, then active, then newest."""
+    return events.annotate(
+        unacked=Case(When(acknowledged_at__isnull=True, then=Value(0)), default=Value(1)),
+        inactive=Case(When(state__in=pagedata.ACTIVE_STATES, then=Value(0)), default=Value(1)),
+    ).order_by("unacked", "inactive", "-started_at", "-pk")
 
 
 @page
 def event_list(request: HttpRequest) -> HttpResponse:
-    """List events newest first; new alarms arrive live."""
-    state = request.GET.get("state", "active")
-    events = access.visible_events(request.user).prefetch_related("pmus", "substations")
-    states = STATE_FILTERS.get(state)
+    """List events unacknowledged and active first, each with its incident; new alarms arrive live."""
+    state = request.GET.get("state", DEFAULT_STATE)
+    if state not in STATE_FILTERS:
+        state = DEFAULT_STATE
+    events = access.visible_events(request.user).select_related("incident").prefetch_related("pmus", "substations")
+    states = STATE_FILTERS[state]
     if states is not None:
         events = events.filter(state__in=states)
+    if state == "attention":
+        events = events.filter(Q(state__in=pagedata.ACTIVE_STATES) | Q(acknowledged_at__isnull=True))
+    if state != "all":
+        events = alarm_order(events)
     severity = request.GET.get("severity", "")
     if severity in Event.Severity.values:
         events = events.filter(severity=severity)
@@ -58,10 +74,17 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/event_list.html", context)
 
 
-def _window_figures(event: Event, pmus: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """Return the pre/post figures of an event's PMUs, or an explanation why there are none."""
+class Timed(Protocol):
+    """Anything with a start and maybe an end: an event or an incident."""
+
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def window_figures(event: Timed, pmus: list[Any], subject: str = "event") -> tuple[list[dict[str, Any]], str | None]:
+    """Return the pre/post figures of an event's (or incident's) PMUs, or an explanation why there are none."""
     if not pmus:
-        return [], "The event names no PMU you may see."
+        return [], f"The {subject} names no PMU you may see."
     start = event.started_at - timedelta(seconds=EVENT_PRE_S)
     end = (event.ended_at or event.started_at) + timedelta(seconds=EVENT_POST_S)
     try:
@@ -88,7 +111,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
         raise Http404("No such event.")
     event = access.get_visible_event(request.user, event_id)
     pmus = list(visible_pmus(request.user).filter(events=event).select_related("bus"))
-    window_figures, window_note = _window_figures(event, pmus)
+    plots, window_note = window_figures(event, pmus)
     visibility = user_visibility(request.user)
     shown = redact_event(event_payload(event), visibility)
     records = FaultRecord.objects.filter(event=event)
@@ -101,7 +124,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
         "pmus": pmus,
         "substations": access.visible_substations(request.user).filter(events=event),
         "can_operate": access.can_operate(request.user),
-        "window_figures": window_figures,
+        "window_figures": plots,
         "window_note": window_note,
         "summary": shown["summary"],
         "fault_figures": [{"id": key, "figure": figure} for key, figure in figures.fault_record_figures(traces)],

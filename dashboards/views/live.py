@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
-from dashboards import access, figures, pagedata
+from dashboards import access, figures, incidents, pagedata
 from dashboards.access import page
 from dashboards.history import bus_base_v
 from wams.grid.models import Channel, ControllableDevice, Pmu
@@ -27,8 +27,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     config = pagedata.live_config(request.user, pmus, "/ws/live/")
     config["substations"] = pagedata.substation_rows(pmus)
     config["links"] = pagedata.link_rows({pmu.stream_id for pmu in pmus})
-    config["alarms"] = pagedata.active_alarms(request.user, {pmu.pk for pmu in pmus})
+    config["alarms"] = pagedata.active_alarms(request.user, {pmu.pk for pmu in pmus}, without_incident=True)
     replaying = "replay" in request.GET
+    config["incidents"] = [] if replaying else incidents.incident_rows(request.user)
     config["points_per_s"] = pagedata.overview_points_per_s(len(pmus))
     stored = pagedata.stored_series(
         [] if replaying else pmus, ("frequency_hz", "rocof_hz_per_s"), config["points_per_s"]

@@ -17,7 +17,8 @@
     const summary = WAMS.el("td");
     summary.append(WAMS.el("a", { href: "/events/" + alarm.event_id + "/" }, alarm.summary));
     const pmuNames = alarm.pmu_ids.map((id) => (WAMS.config.pmus.find((p) => p.id === id) || { name: String(id) }).name).join(", ");
-    tr.append(WAMS.el("td", {}, started), WAMS.el("td"), WAMS.el("td", {}, alarm.kind), summary, WAMS.el("td", {}, pmuNames));
+    tr.append(WAMS.el("td", {}, started), WAMS.el("td"), WAMS.el("td", {}, alarm.kind), summary);
+    tr.append(WAMS.el("td", { class: "incident" }, "-"), WAMS.el("td", {}, pmuNames));
     tr.children[1].append(badge("sev-" + alarm.severity, alarm.severity));
     const state = WAMS.el("td", { class: "state" });
     tr.append(state, WAMS.el("td", { class: "acked" }, "-"), WAMS.el("td", { class: "ack" }));
@@ -34,6 +35,15 @@
   }
 
   WAMS.live({
+    incident(incident) {
+      // Link the incident's symptoms shown here to it.
+      for (const id of incident.events || []) {
+        const cell = tbody.querySelector('tr[data-event-id="' + id + '"] td.incident');
+        if (!cell) continue;
+        const link = WAMS.el("a", { href: incident.url, "data-incident-id": incident.incident_id }, incident.kind_label + " #" + incident.incident_id);
+        cell.replaceChildren(link);
+      }
+    },
     alarm(alarm) {
       let tr = tbody.querySelector('tr[data-event-id="' + alarm.event_id + '"]');
       if (!tr) {

@@ -21,11 +21,25 @@
 
   // A replay shows the alarms and data of its window only, never today's.
   const replaying = WAMS.replayQuery() !== null;
+  let board = null;
   const alarms = WAMS.alarmList(
     document.getElementById("alarm-list"),
     document.getElementById("alarm-empty"),
     document.getElementById("alarm-count"),
-    replaying ? [] : config.alarms
+    replaying ? [] : config.alarms,
+    null,
+    (alarm) => board !== null && board.folds(alarm.event_id)
+  );
+  board = WAMS.incidentBoard(
+    document.getElementById("incident-banner"),
+    document.getElementById("incident-list"),
+    document.getElementById("incident-count"),
+    document.getElementById("alarm-incidents"),
+    replaying ? [] : config.incidents || [],
+    (rows) => {
+      alarms.refresh(rows.length);
+      paintIncidents(rows);
+    }
   );
   const links = WAMS.linkTable(
     document.querySelector("#link-table tbody"),
@@ -54,8 +68,40 @@
     if (key === mapKey) return;
     mapKey = key;
     mapDiv.dataset.states = key;
-    Plotly.restyle(mapDiv, { "marker.color": [states.map((state) => COLOURS[state])] });
+    Plotly.restyle(mapDiv, { "marker.color": [states.map((state) => COLOURS[state])] }, [0]);
   }
+
+  // The map marks each current incident: a red ring on its substation, its line drawn red.
+  const RING_SIZES = [26, 34];
+  let ringPhase = 0;
+  function paintIncidents(rows) {
+    const lat = [];
+    const lon = [];
+    const text = [];
+    const lineLat = [];
+    const lineLon = [];
+    for (const incident of rows) {
+      const mark = incident.highlight;
+      if (!mark) continue;
+      for (const point of mark.points || []) {
+        lat.push(point.lat);
+        lon.push(point.lon);
+        text.push(incident.kind_label + ": " + incident.location_text);
+      }
+      if (mark.line && mark.line.length === 2) {
+        lineLat.push(mark.line[0].lat, mark.line[1].lat, null);
+        lineLon.push(mark.line[0].lon, mark.line[1].lon, null);
+      }
+    }
+    mapDiv.dataset.incidents = String(lat.length + lineLat.length / 3);
+    Plotly.restyle(mapDiv, { lat: [lineLat, lat], lon: [lineLon, lon], text: [[], text] }, [1, 2]);
+  }
+  window.setInterval(() => {
+    // Pulse the rings while an incident is shown (one small restyle of one trace).
+    if (mapDiv.dataset.incidents === undefined || mapDiv.dataset.incidents === "0") return;
+    ringPhase = 1 - ringPhase;
+    Plotly.restyle(mapDiv, { "marker.size": RING_SIZES[ringPhase] }, [2]);
+  }, 800);
 
   // Draw once per animation frame whatever arrived since the last one: a busy or slow tab merges
   // updates instead of queueing redraws, so what it shows never falls behind the clock.
@@ -132,6 +178,12 @@
       alarms.update(msg);
       paintMap();
     },
+    incident(msg) {
+      if (replaying) return;
+      board.update(msg);
+      alarms.refresh(board.current().length);
+      paintMap();
+    },
     stale(staleSet, state) {
       stale = staleSet;
       chips.update(staleSet);
@@ -140,5 +192,6 @@
       paintMap();
     },
   });
+  board.render();
   paintMap();
 })();

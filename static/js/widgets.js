@@ -21,11 +21,14 @@
     return text.charAt(0).toUpperCase() + text.slice(1);
   };
 
-  // Active alarms, newest first; cleared ones leave the list.
-  WAMS.alarmList = function (listNode, emptyNode, countNode, initial, filter) {
+  // Active alarms, newest first; cleared ones leave the list (and so do those `hidden` says an incident shows).
+  WAMS.alarmList = function (listNode, emptyNode, countNode, initial, filter, hidden) {
     const alarms = new Map();
+    let extra = 0; // rows shown above this list (incidents) that count as alarms too
     function render() {
-      const rows = Array.from(alarms.values()).sort((a, b) => (a.started_at < b.started_at ? 1 : -1));
+      const rows = Array.from(alarms.values())
+        .filter((alarm) => !(hidden && hidden(alarm)))
+        .sort((a, b) => (a.started_at < b.started_at ? 1 : -1));
       listNode.replaceChildren();
       for (const alarm of rows) {
         const li = el("li", { class: "alarm sev-" + alarm.severity + " state-" + alarm.state, "data-event-id": alarm.event_id });
@@ -38,8 +41,8 @@
         li.append(head, link);
         listNode.append(li);
       }
-      if (emptyNode) emptyNode.hidden = rows.length > 0;
-      if (countNode) countNode.textContent = String(rows.length);
+      if (emptyNode) emptyNode.hidden = rows.length + extra > 0;
+      if (countNode) countNode.textContent = String(rows.length + extra);
       listNode.dataset.count = String(rows.length);
     }
     function upsert(alarm) {
@@ -57,7 +60,78 @@
       active() {
         return Array.from(alarms.values());
       },
+      refresh(extraRows) {
+        extra = extraRows || 0;
+        render();
+      },
       severityOrder: SEVERITY_ORDER,
+    };
+  };
+
+  // Incidents: unacknowledged and active first, then the most severe and newest.
+  function alarmView(incident) {
+    return incident.alarm_view || { known: false, acknowledged: false, shelved: false, label: "not acknowledged" };
+  }
+  WAMS.incidentCurrent = function (incident) {
+    const alarm = alarmView(incident);
+    if (alarm.shelved) return false;
+    if (!alarm.known) return incident.state === "active";
+    return incident.state === "active" || !alarm.acknowledged;
+  };
+  WAMS.incidentOrder = function (a, b) {
+    const key = (i) => [alarmView(i).acknowledged ? 1 : 0, i.state === "active" ? 0 : 1, SEVERITY_ORDER[i.severity] ?? 9];
+    const ka = key(a);
+    const kb = key(b);
+    for (let k = 0; k < ka.length; k += 1) if (ka[k] !== kb[k]) return ka[k] - kb[k];
+    return Date.parse(b.started_at) - Date.parse(a.started_at);
+  };
+
+  function incidentNode(tag, incident, withSummary) {
+    const alarm = alarmView(incident);
+    const node = el(tag, {
+      class: "incident sev-" + incident.severity + " state-" + incident.state + (alarm.acknowledged ? "" : " unacked"),
+      "data-incident-id": incident.incident_id,
+    });
+    const head = el("div", { class: "alarm-head" });
+    head.append(el("span", { class: "badge sev-" + incident.severity }, incident.severity.toUpperCase()));
+    head.append(el("a", { class: "incident-kind", href: incident.url }, incident.kind_label));
+    head.append(el("span", { class: "incident-location" }, incident.location_text));
+    head.append(el("span", { class: "alarm-time" }, "since " + WAMS.fmtTime(Date.parse(incident.started_at) / 1000) + " UTC"));
+    if (incident.key_figure) head.append(el("span", { class: "incident-figure" }, incident.key_figure));
+    head.append(el("span", { class: "alarm-state" }, incident.state + (alarm.known ? ", " + alarm.label : "")));
+    node.append(head);
+    if (withSummary && incident.summary) node.append(el("a", { href: incident.url, class: "alarm-summary" }, incident.summary));
+    return node;
+  }
+
+  // The overview's incident banner and the incident rows of its alarm list, kept from page data and live messages.
+  WAMS.incidentBoard = function (bannerNode, bannerList, countNode, alarmNode, initial, onChange) {
+    const incidents = new Map();
+    function current() {
+      return Array.from(incidents.values()).filter(WAMS.incidentCurrent).sort(WAMS.incidentOrder);
+    }
+    function render() {
+      const rows = current();
+      bannerList.replaceChildren(...rows.map((incident) => incidentNode("li", incident, false)));
+      alarmNode.replaceChildren(...rows.map((incident) => incidentNode("li", incident, true)));
+      bannerNode.hidden = rows.length === 0;
+      bannerNode.dataset.count = String(rows.length);
+      if (countNode) countNode.textContent = String(rows.length);
+      if (onChange) onChange(rows);
+    }
+    (initial || []).forEach((incident) => incidents.set(incident.incident_id, incident));
+    return {
+      render,
+      update(incident) {
+        incidents.set(incident.incident_id, incident);
+        render();
+      },
+      current,
+      // Symptom events of known incidents: the alarm list shows the incident instead.
+      folds(eventId) {
+        for (const incident of incidents.values()) if ((incident.events || []).includes(eventId)) return true;
+        return false;
+      },
     };
   };
 

@@ -101,7 +101,13 @@ def test_events_list_shows_only_events_of_visible_pmus(client, scenario):
 
 def test_events_list_filters_active_and_all(client, scenario):
     make_event([scenario.a1], summary="still raised")
-    make_event([scenario.a1], summary="long cleared", state=Event.State.CLEARED, dedup_key="x")
+    make_event(
+        [scenario.a1],
+        summary="long cleared",
+        state=Event.State.CLEARED,
+        dedup_key="x",
+        acknowledged_at=datetime(2026, 1, 5, 12, 1, tzinfo=UTC),
+    )
     client.force_login(scenario.viewer_a)
     active = client.get(reverse("dashboards:events")).content.decode()
     everything = client.get(reverse("dashboards:events") + "?state=all").content.decode()

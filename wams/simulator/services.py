@@ -142,3 +142,115 @@ async def apply_request(fleet: Fleet, request: SimulatorRequest) -> str:
         stream.set_path(path.strip() or next(iter(stream.paths)), **params)
         return f"path {path or 'first'} of {stream.spec.name}: {params}"
     raise ValueError(f"unknown action {action}")
+
+
+# --- scenarios requested from the dashboard ------------------------------------------------------
+
+#: What a parameter left empty means in the IEEE 39-bus demo case (the planners' None defaults).
+CASE_PRESETS = {
+    "generator": "GENROU_5 (bus 34)",
+    "line": "Line_21 (16-17)",
+    "bus": "16",
+    "load": "PQ_11 (step) / PQ_13 (forced oscillation)",
+    "area_a": "1",
+    "area_b": "2",
+    "area": "2",
+    "trip_line": "none (angle separation: Line_33)",
+    "cut_lines": "Line_32+Line_33",
+}
+#: Scenarios a page may start (ambient noise is always on in the demo).
+REQUESTABLE_EXCLUDED = ("ambient",)
+
+
+class ScenarioRequestError(ValueError):
+    """A scenario request that cannot be queued; the message says why."""
+
+
+def scenario_catalogue() -> list[dict[str, Any]]:
+    """Return each startable scenario with its parameters (name, default, what an empty value means)."""
+    import inspect
+
+    from wams.simulator.engine.scenarios import SCENARIOS
+
+    catalogue = []
+    for name in sorted(SCENARIOS):
+        if name in REQUESTABLE_EXCLUDED:
+            continue
+        planner = SCENARIOS[name]
+        params = []
+        for parameter in list(inspect.signature(planner).parameters.values())[2:]:
+            default = parameter.default
+            params.append(
+                {
+                    "name": parameter.name,
+                    "default": "" if default is None else default,
+                    "hint": CASE_PRESETS.get(parameter.name, "") if default is None else "",
+                }
+            )
+        doc = (planner.__doc__ or "").strip().splitlines()
+        catalogue.append(
+            {"name": name, "label": name.replace("_", " "), "doc": doc[0] if doc else "", "params": params}
+        )
+    return catalogue
+
+
+def check_scenario_request(name: str, raw: dict[str, str]) -> dict[str, Any]:
+    """Validate a scenario name and its parameters as typed in a form; return the parameters to send."""
+    catalogue = {item["name"]: item for item in scenario_catalogue()}
+    if name not in catalogue:
+        raise ScenarioRequestError(f"Unknown scenario {name!r}; known: {', '.join(sorted(catalogue))}.")
+    known = {param["name"]: param for param in catalogue[name]["params"]}
+    params: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in known:
+            raise ScenarioRequestError(f"Scenario {name} has no parameter {key!r}.")
+        text = text.strip()
+        if not text:
+            continue
+        if len(text) > 100:
+            raise ScenarioRequestError(f"Parameter {key} is too long.")
+        value = _typed(text)
+        default = known[key]["default"]
+        if isinstance(default, int | float) and not isinstance(value, int | float):
+            raise ScenarioRequestError(f"Parameter {key} must be a number, not {text!r}.")
+        params[key] = value
+    return params
+
+
+def _typed(text: str) -> int | float | str:
+    """Read a typed parameter as an int, a float or else the text (as `--scenario k=v` does)."""
+    for kind in (int, float):
+        try:
+            return kind(text)  # type: ignore[no-any-return]
+        except ValueError:
+            continue
+    return text
+
+
+def request_scenario(name: str, raw_params: dict[str, str], *, requested_by: str = "") -> SimulatorRequest:
+    """Queue a scenario for the running simulator (it polls about once a second); checked first."""
+    params = check_scenario_request(name, raw_params)
+    request = SimulatorRequest.objects.create(action=SimulatorRequest.Action.SCENARIO, scenario=name, params=params)
+    logger.info("scenario %s %s requested by %s (request %s)", name, params, requested_by or "?", request.pk)
+    return request
+
+
+def simulator_status(now: Any = None) -> dict[str, Any]:
+    """Tell whether a simulator seems to pick requests up: the last applied one and the oldest pending."""
+    now = now or timezone.now()
+    last = (
+        SimulatorRequest.objects.exclude(status=SimulatorRequest.Status.PENDING)
+        .exclude(applied_at=None)
+        .order_by("-applied_at")
+        .first()
+    )
+    pending = SimulatorRequest.objects.filter(status=SimulatorRequest.Status.PENDING).order_by("requested_at")
+    oldest = pending.first()
+    waiting_s = (now - oldest.requested_at).total_seconds() if oldest is not None else 0.0
+    return {
+        "last_applied": last,
+        "pending": pending.count(),
+        "oldest_pending_s": waiting_s,
+        # simulate_grid polls every second: a request waiting much longer means none is running.
+        "stalled": oldest is not None and waiting_s > 10.0,
+    }

@@ -1,0 +1,301 @@
+"""Incidents as one viewer may see them: scoping, redaction, alarm state, order and map highlight.
+
+Every page and the live socket start from `incident_payload` (the one JSON of an incident) and pass
+it through `shown_incident`, so a viewer of another organisation gets the same redacted view on the
+overview banner, the alarm list, the incident list and page, and over the websocket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+
+from dashboards import access
+from wams.detection import services as detection
+from wams.detection.models import Event, Incident
+from wams.grid.models import Line, Substation
+from wams.grid.services import AnyUser, Visibility, sees_everything, user_visibility
+
+SEVERITY_RANK = {"critical": 0, "alarm": 1, "warning": 2, "info": 3}
+KIND_LABELS = dict(Incident.Kind.choices)
+# ISA-18.2 alarm states of an incident (as the detection app names them).
+ACKNOWLEDGED_STATES = ("ack_active", "normal", "acknowledged")
+ALARM_LABELS = {
+    "unack_active": "unacknowledged",
+    "ack_active": "acknowledged",
+    "unack_returned": "unacknowledged, returned",
+    "normal": "acknowledged, returned",
+}
+# Figures whose values name devices (or per-device maps) are dropped for a redacted viewer.
+PRIVATE_FIGURES = ("mode_shape", "source_pmu", "island_pmus", "pmus", "source", "faulted_area")
+
+
+def visible_incidents(user: AnyUser) -> QuerySet[Incident]:
+    """Return the incidents with a symptom the user may see, or located at a substation the user may see."""
+    incidents = Incident.objects.all()
+    if sees_everything(user):
+        return incidents
+    if not user.is_authenticated:
+        return incidents.none()
+    events = access.visible_events(user).values("pk")
+    substations = access.visible_substations(user).values("pk")
+    return incidents.filter(Q(events__in=events) | Q(substation__in=substations)).distinct()
+
+
+def get_visible_incident(user: AnyUser, incident_id: int) -> Incident:
+    """Return an incident the user may see, or raise 404 (another organisation's does not exist for them)."""
+    from django.http import Http404
+
+    try:
+        return visible_incidents(user).select_related("bus__substation", "substation", "line").get(pk=incident_id)
+    except Incident.DoesNotExist:
+        raise Http404("No such incident.") from None
+
+
+def _devices(incident: Incident) -> tuple[list[int], list[int]]:
+    """Return the PMU and substation ids an incident touches: its symptoms' and its location's."""
+    pmu_ids = sorted(set(Event.pmus.through.objects.filter(event__incident=incident).values_list("pmu_id", flat=True)))
+    substation_ids = set(
+        Event.substations.through.objects.filter(event__incident=incident).values_list("substation_id", flat=True)
+    )
+    substation_ids |= set(_location_substations(incident))
+    return pmu_ids, sorted(substation_ids)
+
+
+def _location_substations(incident: Incident) -> list[int]:
+    """Return the substations the incident's location names (its bus, and both ends of its line)."""
+    ids = [incident.substation_id] if incident.substation_id is not None else []
+    if incident.line_id is not None:
+        ends = Line.objects.filter(pk=incident.line_id).values_list("from_bus__substation", "to_bus__substation")
+        for a, b in ends:
+            ids += [a, b]
+    return ids
+
+
+def redact_incident(payload: dict[str, Any], incident: Incident, visibility: Visibility) -> dict[str, Any]:
+    """Return an incident payload as one viewer may see it (the detection app's rule when it has one)."""
+    rule = getattr(detection, "redact_incident", None)
+    if rule is not None:
+        try:
+            return dict(rule(payload, visibility))
+        except TypeError:  # another signature: fall back to the page rule below
+            pass
+    pmu_ids, substation_ids = _devices(incident)
+    if visibility.shows_all(pmu_ids, substation_ids):
+        return payload
+    location = dict(payload.get("location") or {})
+    if not visibility.shows_all([], _location_substations(incident)):
+        location = {"bus": None, "substation": None, "line": None, "method": location.get("method", "")}
+    visible_events = set(access_event_ids(visibility, payload.get("events") or []))
+    figures = detection.public_quantities(payload.get("figures"))
+    figures = {name: value for name, value in figures.items() if name not in PRIVATE_FIGURES}
+    return {
+        **payload,
+        "summary": f"{KIND_LABELS.get(str(payload.get('kind')), 'Incident')} (with devices of other organisations)",
+        "location": location,
+        "figures": figures,
+        "events": [pk for pk in payload.get("events") or [] if pk in visible_events],
+        "redacted": True,
+    }
+
+
+def access_event_ids(visibility: Visibility, event_ids: Iterable[int]) -> list[int]:
+    """Keep the events naming a PMU or substation of the viewer (or nothing at all)."""
+    ids = list(event_ids)
+    if visibility.everything:
+        return ids
+    events = Event.objects.filter(pk__in=ids)
+    unscoped = Q(pmus__isnull=True) & Q(substations__isnull=True)
+    scoped = Q(pmus__in=list(visibility.pmu_ids)) | Q(substations__in=list(visibility.substation_ids))
+    return sorted(set(events.filter(scoped | unscoped).values_list("pk", flat=True)))
+
+
+def alarm_state(payload: dict[str, Any]) -> dict[str, Any]:
+    """Read the alarm part of an incident payload (absent until alarms on incidents exist)."""
+    alarm = payload.get("alarm")
+    if not isinstance(alarm, dict):
+        return {"known": False, "acknowledged": False, "shelved": False, "state": "", "label": "not acknowledged"}
+    state = str(alarm.get("state") or "")
+    acknowledged = alarm.get("acknowledged")
+    if not isinstance(acknowledged, bool):
+        acknowledged = bool(alarm.get("acknowledged_at")) or state in ACKNOWLEDGED_STATES
+    shelved = alarm.get("shelved")
+    if not isinstance(shelved, bool):
+        shelved = bool(alarm.get("shelved_until")) or state == "shelved"
+    label = ALARM_LABELS.get(state) or (state.replace("_", " ") if state else "")
+    if not label:
+        label = "acknowledged" if acknowledged else "not acknowledged"
+    if shelved:
+        label = "shelved"
+    return {
+        "known": True,
+        "acknowledged": acknowledged,
+        "shelved": shelved,
+        "state": state,
+        "label": label,
+        "acknowledged_by": alarm.get("acknowledged_by"),
+        "acknowledged_at": iso_text(alarm.get("acknowledged_at")) if alarm.get("acknowledged_at") else None,
+        "comment": alarm.get("comment") or alarm.get("acknowledge_comment"),
+        "shelved_until": iso_text(alarm.get("shelved_until")) if alarm.get("shelved_until") else None,
+        "shelve_reason": alarm.get("shelve_reason") or alarm.get("shelved_reason"),
+    }
+
+
+def order_key(row: dict[str, Any]) -> tuple[int, int, int, float]:
+    """Sort unacknowledged before acknowledged, active before ended, severe first, newest first."""
+    from datetime import datetime
+
+    alarm = row.get("alarm_view") or alarm_state(row)
+    started = datetime.fromisoformat(str(row["started_at"])).timestamp()
+    return (
+        1 if alarm["acknowledged"] else 0,
+        0 if row.get("state") == Incident.State.ACTIVE else 1,
+        SEVERITY_RANK.get(str(row.get("severity")), 9),
+        -started,
+    )
+
+
+def highlight(incident: Incident, shown: dict[str, Any]) -> dict[str, Any] | None:
+    """Return where the map marks the incident: the located substation and the line's two ends."""
+    location = shown.get("location") or {}
+    if not (location.get("substation") or location.get("line") or location.get("bus")):
+        return None
+    points: list[dict[str, Any]] = []
+    substation = incident.substation or (incident.bus.substation if incident.bus is not None else None)
+    if substation is not None:
+        points.append(_point(substation))
+    path: list[dict[str, Any]] = []
+    if location.get("line") and incident.line_id is not None:
+        line = Line.objects.select_related("from_bus__substation", "to_bus__substation").get(pk=incident.line_id)
+        path = [_point(line.from_bus.substation), _point(line.to_bus.substation)]
+    if not points and not path:
+        return None
+    return {"points": points, "line": path}
+
+
+def _point(substation: Substation) -> dict[str, Any]:
+    return {"id": substation.pk, "code": substation.code, "lat": substation.latitude, "lon": substation.longitude}
+
+
+def location_text(shown: dict[str, Any]) -> str:
+    """Describe the location in words (bus, substation, line, and how it was found)."""
+    location = shown.get("location") or {}
+    parts = []
+    if location.get("line"):
+        parts.append(str(location["line"]))
+    if location.get("bus"):
+        parts.append(f"bus {location['bus']}")
+    if location.get("substation"):
+        parts.append(str(location["substation"]))
+    return ", ".join(parts) if parts else "not located"
+
+
+def key_figure(shown: dict[str, Any]) -> str:
+    """Return the first figure of an incident as `name value` (the banner's one number)."""
+    figures = shown.get("figures") or {}
+    for name, value in figures.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return f"{figure_label(name)} {format_value(value)}"
+    return ""
+
+
+UNIT_SUFFIXES = (
+    ("_hz_per_s", "Hz/s"),
+    ("_pct", "%"),
+    ("_hz", "Hz"),
+    ("_pu", "pu"),
+    ("_mw", "MW"),
+    ("_mvar", "Mvar"),
+    ("_deg", "deg"),
+    ("_ms", "ms"),
+    ("_s", "s"),
+    ("_kv", "kV"),
+    ("_a", "A"),
+)
+
+
+def figure_label(name: str) -> str:
+    """Turn `min_voltage_pu` into `Min voltage (pu)`: the unit from the name's suffix."""
+    for suffix, unit in UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            words = name[: -len(suffix)].replace("_", " ").strip()
+            return f"{words.capitalize()} ({unit})"
+    return name.replace("_", " ").capitalize()
+
+
+def format_value(value: Any) -> str:
+    """Format a figure: numbers to 4 significant digits, lists and maps compactly."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def iso_text(value: Any) -> str:
+    """Show an ISO 8601 instant as `YYYY-MM-DD HH:MM:SS` (UTC as stored)."""
+    return str(value)[:19].replace("T", " ") if value else "-"
+
+
+def shown_incident(incident: Incident, visibility: Visibility, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the incident as the viewer may see it, with what pages add: url, labels, alarm view, highlight."""
+    shown = redact_incident(payload or detection.incident_payload(incident), incident, visibility)
+    return {
+        **shown,
+        "started_text": iso_text(shown.get("started_at")),
+        "kind_label": KIND_LABELS.get(str(shown.get("kind")), str(shown.get("kind"))),
+        "url": reverse("dashboards:incident", args=[incident.pk]),
+        "location_text": location_text(shown),
+        "method_text": str((shown.get("location") or {}).get("method") or "").replace("_", " "),
+        "key_figure": key_figure(shown),
+        "alarm_view": alarm_state(shown),
+        "highlight": highlight(incident, shown),
+    }
+
+
+def incident_rows(user: AnyUser, *, limit: int = 50, current_only: bool = True) -> list[dict[str, Any]]:
+    """Return the incidents an alarm list shows: active or not yet acknowledged, in alarm order."""
+    incidents = visible_incidents(user).select_related("bus__substation", "substation", "line")
+    recent = list(incidents.order_by("-started_at")[: limit * 4])
+    visibility = user_visibility(user)
+    rows = [shown_incident(incident, visibility) for incident in recent]
+    if current_only:
+        rows = [row for row in rows if is_current(row)]
+    rows.sort(key=order_key)
+    return rows[:limit]
+
+
+def is_current(row: dict[str, Any]) -> bool:
+    """Tell whether an incident belongs on the banner: active, or ended but not acknowledged, and not shelved."""
+    alarm = row.get("alarm_view") or alarm_state(row)
+    if alarm["shelved"]:
+        return False
+    if not alarm["known"]:
+        return bool(row.get("state") == Incident.State.ACTIVE)
+    return bool(row.get("state") == Incident.State.ACTIVE or not alarm["acknowledged"])
+
+
+def live_incident(user: AnyUser, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Return a published incident as the viewer may see it, or None when it is not theirs (sync)."""
+    incident_id = payload.get("incident_id")
+    if not isinstance(incident_id, int):
+        return None
+    incident = visible_incidents(user).select_related("bus__substation", "substation", "line")
+    found = incident.filter(pk=incident_id).first()
+    if found is None:
+        return None
+    return shown_incident(found, user_visibility(user), payload)
+
+
+def service(name: str) -> Any:
+    """Return a detection service (e.g. `acknowledge_incident`) when the detection app has it, else None."""
+    return getattr(detection, name, None)
