@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from wams.detection.models import Event
+from wams.detection.models import Event, Incident
 from wams.grid.models import Organisation, Pmu
 
 
@@ -40,6 +40,7 @@ class Subscription(models.Model):
     class Kind(models.TextChoices):
         PERIODIC = "periodic", "Periodic report"
         EVENT = "event", "Event-based report"
+        INCIDENT = "incident", "Incidents (one delivery per incident and per state change)"
 
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="subscriptions")
     name = models.CharField(max_length=100, blank=True)
@@ -53,7 +54,9 @@ class Subscription(models.Model):
     quantities = models.JSONField(
         default=list, blank=True, help_text="Periodic reports: channels (frequency_hz, phasor_0_magnitude, ...)."
     )
-    event_kinds = models.JSONField(default=list, blank=True, help_text="Event reports: kinds wanted; empty: all.")
+    event_kinds = models.JSONField(
+        default=list, blank=True, help_text="Event or incident reports: kinds wanted; empty: all."
+    )
     min_severity = models.CharField(max_length=10, choices=Event.Severity.choices, default=Event.Severity.WARNING)
     pmus = models.ManyToManyField(
         Pmu, blank=True, related_name="+", help_text="Empty: every PMU the application may see."
@@ -82,7 +85,12 @@ class Delivery(models.Model):
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
     event = models.ForeignKey(Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    change = models.CharField(max_length=30, help_text="raised, escalated:<severity>, cleared, or periodic.")
+    incident = models.ForeignKey(Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    change = models.CharField(
+        max_length=30,
+        help_text="Events: raised, escalated:<severity>, cleared; incidents: raised, updated, ended, acknowledged; "
+        "or periodic.",
+    )
     payload = models.JSONField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -102,7 +110,12 @@ class Delivery(models.Model):
                 fields=["subscription", "event", "change"],
                 condition=Q(event__isnull=False),
                 name="delivery_once_per_event_change",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["subscription", "incident", "change"],
+                condition=Q(incident__isnull=False) & ~Q(change="updated"),
+                name="delivery_once_per_incident_change",
+            ),
         ]
 
     def __str__(self) -> str:

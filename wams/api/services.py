@@ -23,7 +23,7 @@ from django.utils import timezone
 from wams.api import urlguard
 from wams.api.models import Application, Delivery, Subscription
 from wams.detection.analytics.types import DetectionKind
-from wams.detection.models import Event
+from wams.detection.models import Event, Incident
 from wams.detection.services import (
     CHANGE_CLEARED,
     CHANGE_ESCALATED,
@@ -189,9 +189,10 @@ def create_subscription(application: Application, data: Any) -> tuple[Subscripti
         fields["quantities"] = quantities
     else:
         kinds = _strings(data.get("event_kinds"), "event_kinds")
-        bad = [k for k in kinds if k not in EVENT_KINDS]
+        known = list(Incident.Kind.values) if kind == Subscription.Kind.INCIDENT else EVENT_KINDS
+        bad = [k for k in kinds if k not in known]
         if bad:
-            raise ApiError(400, f"unknown event kind(s) {', '.join(bad)}: use {', '.join(EVENT_KINDS)}")
+            raise ApiError(400, f"unknown {kind} kind(s) {', '.join(bad)}: use {', '.join(known)}")
         severity = data.get("min_severity", Event.Severity.WARNING)
         if severity not in Event.Severity.values:
             raise ApiError(400, f"min_severity must be one of {', '.join(Event.Severity.values)}")

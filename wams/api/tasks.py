@@ -5,13 +5,19 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from wams.api import delivery, services
+from wams.api import delivery, incidents, services
 
 
 @shared_task(name="wams.api.tasks.fan_out_event", ignore_result=True)
 def fan_out_event(event_id: int, change: str) -> int:
     """Create and send the deliveries of one event change; return how many."""
     return services.fan_out_event(event_id, change)
+
+
+@shared_task(name="wams.api.tasks.fan_out_incident", ignore_result=True)
+def fan_out_incident(incident_id: int, change: str) -> int:
+    """Create and send the deliveries of one incident change; return how many."""
+    return incidents.fan_out_incident(incident_id, change)
 
 
 @shared_task(name="wams.api.tasks.deliver_webhook", ignore_result=True)

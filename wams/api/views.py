@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from wams import ratelimit
 from wams.api.auth import authenticate
+from wams.api.incidents import INCIDENT_KINDS, application_incidents, incident_json
 from wams.api.models import Application, Subscription
 from wams.api.services import (
     EVENT_KINDS,
@@ -41,7 +42,8 @@ from wams.api.services import (
 )
 from wams.api.streaming import json_traces_response
 from wams.detection.faultrecords import FaultRecordError, ingest_burst
-from wams.detection.models import Event
+from wams.detection.incidents import incident_payload, incident_visible, order_by_alarm, with_payload_rows
+from wams.detection.models import AlarmState, Event, Incident
 from wams.grid.models import Channel as GridChannel
 from wams.grid.models import Stream
 from wams.historian.budget import BudgetExceeded, ReadersBusy, check_channels, heavy_read
@@ -242,6 +244,64 @@ def events(request: HttpRequest, application: Application) -> HttpResponse:
     visibility = application_visibility(application)
     rows = found.order_by("-started_at", "-pk").prefetch_related("pmus__substation", "substations")[:limit]
     return JsonResponse({"events": [event_json(e, visibility) for e in rows]})
+
+
+ALARM_FILTERS = {
+    AlarmState.UNACK_ACTIVE: Q(acknowledged_at__isnull=True, state=Incident.State.ACTIVE),
+    AlarmState.UNACK_RETURNED: Q(acknowledged_at__isnull=True, state=Incident.State.ENDED),
+    AlarmState.ACK_ACTIVE: Q(acknowledged_at__isnull=False, state=Incident.State.ACTIVE),
+    AlarmState.NORMAL: Q(acknowledged_at__isnull=False, state=Incident.State.ENDED),
+}
+
+
+@api_view("GET")
+def incidents(request: HttpRequest, application: Application) -> HttpResponse:
+    """List the incidents the application may see (redacted for its organisation), newest first.
+
+    `since`: started or changed since then; `kind`; `state` (active, ended); `alarm` (alarm states);
+    `order=alarm`: unacknowledged and active first; `limit` (1-1000).
+    """
+    found = application_incidents(application)
+    if "since" in request.GET:
+        since = parse_time(request.GET["since"], "since")
+        found = found.filter(Q(started_at__gte=since) | Q(updated_at__gte=since))
+    kinds = _choices(_list(request, "kind"), "kind", INCIDENT_KINDS)
+    if kinds:
+        found = found.filter(kind__in=kinds)
+    states = _choices(_list(request, "state"), "state", list(Incident.State.values))
+    if states:
+        found = found.filter(state__in=states)
+    alarms = _choices(_list(request, "alarm"), "alarm", list(AlarmState.values))
+    if alarms:
+        chosen = Q()
+        for alarm in alarms:
+            chosen |= ALARM_FILTERS[AlarmState(alarm)]
+        found = found.filter(chosen)
+    order = request.GET.get("order", "newest")
+    if order not in ("newest", "alarm"):
+        raise ApiError(400, "order must be newest or alarm")
+    limit = _int(request.GET.get("limit", "100"), "limit", 1, 1000)
+    rows = order_by_alarm(found) if order == "alarm" else found.order_by("-started_at", "-pk")
+    visibility = application_visibility(application)
+    now = timezone.now()
+    payloads = [incident_payload(i, now=now) for i in with_payload_rows(rows)[:limit]]
+    return JsonResponse(
+        {"incidents": [incident_json(p, visibility) for p in payloads if incident_visible(p, visibility)]}
+    )
+
+
+@api_view("GET")
+def incident(request: HttpRequest, application: Application, incident_id: int) -> HttpResponse:
+    """Show one incident with its figures and its events (each as the application may see it)."""
+    found = with_payload_rows(application_incidents(application).filter(pk=incident_id)).first()
+    visibility = application_visibility(application)
+    payload = incident_payload(found) if found is not None else None
+    if payload is None or not incident_visible(payload, visibility):
+        raise ApiError(404, f"no incident {incident_id} visible to this application")
+    shown = incident_json(payload, visibility)
+    events = application_events(application).filter(pk__in=shown["events"])
+    rows = events.order_by("started_at", "pk").prefetch_related("pmus__substation", "substations")
+    return JsonResponse(shown | {"events": [event_json(e, visibility) for e in rows]})
 
 
 def _choices(values: list[str], name: str, allowed: list[str]) -> list[str]:
