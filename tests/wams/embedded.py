@@ -221,3 +221,100 @@ def watch_output(port: int, idcode: int) -> Any:
     watch = OutputWatch(port, idcode)
     watch.start()
     return watch
+
+
+# --- side-by-side systems, scenarios and the incidents contract -------------------------------------
+
+
+def free_port_base(count: int, low: int = 10000, high: int = 32000, taken: set[int] | None = None) -> int:
+    """Return the first of `count` consecutive ports free for TCP and UDP on loopback (random start).
+
+    The range stays below Linux's ephemeral ports (32768-60999), which the simulator's own servers and
+    every client socket take at random: a range checked free there may be taken a moment later.
+    """
+    import random
+
+    taken = taken if taken is not None else set()
+    for _ in range(200):
+        base = random.randrange(low, high - count)
+        ports = range(base, base + count)
+        if any(p in taken for p in ports):
+            continue
+        try:
+            for p in ports:
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as sock:
+                        sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        taken.update(ports)
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def load_demo_at(pmu_port_base: int, path_port_offset: int, udp_port_base: int, rtu_port_base: int) -> None:
+    """Load the demo topology with its fleet on the given ports and the demo accounts (run inside the site)."""
+    from wams.grid.loaders import DemoPorts, load_demo_topology
+    from wams.grid.management.commands.load_demo import DEMO_ACCOUNTS, create_account
+    from wams.grid.services import ensure_role_groups
+
+    load_demo_topology(DemoPorts("127.0.0.1", pmu_port_base, path_port_offset, udp_port_base, rtu_port_base))
+    ensure_role_groups()
+    for username, role, org_code, superuser in DEMO_ACCOUNTS:
+        create_account(username, PASSWORD, role, org_code, superuser)
+
+
+def prepare_isolated(var_dir: Path, port: int, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """Like `prepare`, with the simulated fleet on free port ranges, so that systems can run side by side."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = _env(var_dir, port, extra_env or {})
+    manage(env, "migrate", "--noinput")
+    taken = {port}
+    pmu, path, udp, rtu = (free_port_base(20, taken=taken) for _ in range(4))
+    code = f"from tests.wams.embedded import load_demo_at; load_demo_at({pmu}, {path - pmu}, {udp}, {rtu})"
+    manage(env, "shell", "-c", code)
+    return env
+
+
+def start_scenario(env: dict[str, str], name: str, params: dict[str, Any] | None = None) -> int:
+    """Ask the running simulator for a scenario as the admin does (a SimulatorRequest row); return its id."""
+    import json
+
+    code = (
+        "import json; from wams.simulator.models import SimulatorRequest as R; "
+        f"print(R.objects.create(action='scenario', scenario={name!r}, params=json.loads({json.dumps(params or {})!r})).pk)"
+    )
+    return int(manage(env, "shell", "-c", code).strip().splitlines()[-1])
+
+
+def list_incidents(env: dict[str, str], since_iso: str) -> list[dict[str, Any]]:
+    """Return `manage.py incidents --since SINCE --json` (the checking contract), parsed."""
+    import json
+
+    return list(json.loads(manage(env, "incidents", "--since", since_iso, "--json")))
+
+
+def grid_lines(env: dict[str, str]) -> list[tuple[str, int, int]]:
+    """Return (name, from bus, to bus) of every Line row of the grid model."""
+    import json
+
+    code = (
+        "import json; from wams.grid.models import Line; "
+        "print(json.dumps([(l.name, l.from_bus.number, l.to_bus.number) "
+        "for l in Line.objects.select_related('from_bus', 'to_bus')]))"
+    )
+    return [tuple(x) for x in json.loads(manage(env, "shell", "-c", code).strip().splitlines()[-1])]  # type: ignore[misc]
+
+
+def truth_path(log: Path, timeout_s: float = 120) -> Path:
+    """Return the ground-truth file the simulator named in its start line (read from the site's log)."""
+    import json
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"truth"' in line:
+                with contextlib.suppress(ValueError):
+                    return Path(json.loads(line)["truth"])
+        time.sleep(1)
+    raise RuntimeError(f"the simulator named no truth file in {log}")
