@@ -8,7 +8,6 @@ Values are in engineering units; channel k of `phasors` is the PMU's phasor chan
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,36 +45,3 @@ class SampleBlock:
 
     def __len__(self) -> int:
         return len(self.timestamp_us)
-
-    def to_bytes(self) -> bytes:
-        """Serialise to a compact, self-describing byte string (numpy .npz, uncompressed)."""
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            pmu_id=np.array(self.pmu_id, dtype=np.int64),
-            timestamp_us=self.timestamp_us,
-            stat=self.stat,
-            frequency_hz=self.frequency_hz,
-            rocof_hz_per_s=self.rocof_hz_per_s,
-            phasors=self.phasors,
-            analogs=self.analogs,
-            digitals=self.digitals,
-            late=np.asarray(self.late, dtype=bool),
-        )
-        return buffer.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SampleBlock:
-        """Rebuild a block serialised by `to_bytes`."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            return cls(
-                pmu_id=int(arrays["pmu_id"]),
-                timestamp_us=arrays["timestamp_us"],
-                stat=arrays["stat"],
-                frequency_hz=arrays["frequency_hz"],
-                rocof_hz_per_s=arrays["rocof_hz_per_s"],
-                phasors=arrays["phasors"],
-                analogs=arrays["analogs"],
-                digitals=arrays["digitals"],
-                late=arrays["late"],
-            )

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def _entry(block: SampleBlock) -> dict[bytes, bytes]:
-    """Return a stream entry for a block (raw packed arrays: ~100x faster than SampleBlock.to_bytes)."""
+    """Return a stream entry for a block (raw packed arrays, no serialiser: ~100x faster than numpy .npz)."""
     return {streams.FIELD_PMU: str(block.pmu_id).encode(), streams.FIELD_BLOCK: codec.pack_block(block)}
 
 

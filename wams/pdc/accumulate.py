@@ -93,14 +93,6 @@ def shape_of(sample: Measured) -> tuple[int, int, int]:
     return len(sample.phasors), len(sample.analogs), len(sample.digitals)
 
 
-def build_block(pmu_id: int, timestamp_us: list[int], samples: list[Measured], late: list[bool]) -> SampleBlock:
-    """Return one SampleBlock of samples sorted by time, duplicates (same stamp) dropped."""
-    columns = Columns()
-    for stamp, sample, flag in zip(timestamp_us, samples, late, strict=True):
-        columns.add(stamp, sample, flag)
-    return columns.block(pmu_id)
-
-
 class BlockAccumulator:
     """Collect samples per PMU and cut them into blocks on windows of `block_seconds`.
 

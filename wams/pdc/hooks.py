@@ -20,6 +20,20 @@ SnapshotHandler = Callable[[SnapshotView], Awaitable[None] | None]
 
 _handlers: list[SnapshotHandler] = []
 _tasks: set[asyncio.Task[None]] = set()
+_startup: list[Callable[[], object]] = []
+
+
+def register_startup(func: Callable[[], object]) -> Callable[[], object]:
+    """Call `func()` when a pdc process starts, before its first snapshot (apps register from their config)."""
+    if func not in _startup:
+        _startup.append(func)
+    return func
+
+
+def run_startup() -> None:
+    """Call the registered start-up functions (the pdc runner does, once per process)."""
+    for func in tuple(_startup):
+        func()
 
 
 def register_snapshot_handler(handler: SnapshotHandler) -> SnapshotHandler:

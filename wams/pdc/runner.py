@@ -339,10 +339,10 @@ def run_event_loop(main: Coroutine[Any, Any, T], event_loop: str = "asyncio") ->
 
 async def run_pdc(stop: asyncio.Event, shard: int = 0, shards: int = 1) -> None:
     """Run the links of one shard until `stop` is set."""
-    from wams.detection.live import install_live_detection
+    from wams.pdc.hooks import run_startup
 
     logger.info("pdc shard %d/%d started", shard, shards)
-    install_live_detection()  # fast detectors run on every aligned snapshot of this process
+    run_startup()  # apps plug in here, e.g. detection's fast detectors on every aligned snapshot
     freeze_startup_objects()
     concentrator = Concentrator(shard, shards, PdcOptions.from_settings())
     await concentrator.run(stop)

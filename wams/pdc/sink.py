@@ -20,9 +20,6 @@ BATCH_BLOCKS = 500  # blocks handed over per round trip at most
 class BlockSink(Protocol):
     """Receives finished blocks (for storage) and recent samples (for instantaneous queries)."""
 
-    async def submit(self, block: SampleBlock) -> None:
-        """Hand one block over for storage; raise if it could not be handed over."""
-
     async def submit_many(self, blocks: list[SampleBlock]) -> None:
         """Hand several blocks over at once; raise if they could not all be handed over."""
 
@@ -32,11 +29,6 @@ class BlockSink(Protocol):
 
 class HistorianSink:
     """The historian's hand-off: Redis stream with REDIS_URL, the embedded writer without."""
-
-    async def submit(self, block: SampleBlock) -> None:
-        from wams.historian.handoff import asubmit_block
-
-        await asubmit_block(block)
 
     async def submit_many(self, blocks: list[SampleBlock]) -> None:
         from wams.historian.handoff import asubmit_blocks
@@ -55,9 +47,6 @@ class MemorySink:
     def __init__(self) -> None:
         self.blocks: list[SampleBlock] = []
         self.recent: list[SampleBlock] = []
-
-    async def submit(self, block: SampleBlock) -> None:
-        self.blocks.append(block)
 
     async def submit_many(self, blocks: list[SampleBlock]) -> None:
         self.blocks.extend(blocks)

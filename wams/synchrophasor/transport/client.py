@@ -52,9 +52,8 @@ class PdcClient:
             ...
         await client.close()                   # sends STOP and closes
 
-    or, with reconnects handled: ``async for frame in client.stream(): ...`` (connects, starts,
-    and on a lost link waits `reconnect_delay_s` (doubling up to `max_reconnect_delay_s`) and does it
-    all again). `await client.receive()` returns `(arrival_time_s, frame)` for latency work.
+    `await client.receive()` returns `(arrival_time_s, frame)` for latency work. Reconnecting after a
+    lost link is the caller's (the pdc's links do it with back-off and jitter).
 
     transport: "tcp" (commands and data on TCP), "hybrid" (commands on TCP, data on UDP received on
     local `udp_port`; the device must send to it), "udp" (commands and data by UDP to `port`).
@@ -84,8 +83,6 @@ class PdcClient:
         cfg_type: int = 2,
         fetch_header: bool = True,
         timeout_s: float = 5.0,
-        reconnect_delay_s: float = 1.0,
-        max_reconnect_delay_s: float = 30.0,
         on_frame: Callable[[DataFrame], None] | None = None,
         sink: DataSink | None = None,
         max_frame_size: int = MAX_FRAME_SIZE,
@@ -104,14 +101,11 @@ class PdcClient:
         self.cfg_type = cfg_type
         self.fetch_header = fetch_header
         self.timeout_s = timeout_s
-        self.reconnect_delay_s = reconnect_delay_s
-        self.max_reconnect_delay_s = max_reconnect_delay_s
         self.on_frame = on_frame
         self.queue_limit = queue_limit
         self.header: HeaderFrame | None = None
         self.frames_received = 0
         self.frames_dropped = 0
-        self.reconnects = 0
         self.rejected: dict[str, int] = {}
         self.last_error: str | None = None
         self._config: ConfigFrame | None = None
@@ -435,24 +429,6 @@ class PdcClient:
             except LinkClosed:
                 return
             yield frame
-
-    async def stream(self, data_timeout_s: float = 10.0) -> AsyncIterator[DataFrame]:
-        """Yield data frames forever: connect, START, and reconnect after any loss or silence."""
-        delay = self.reconnect_delay_s
-        while True:
-            try:
-                await self.connect()
-                await self.start()
-                delay = self.reconnect_delay_s
-                while True:
-                    _, frame = await self.receive(data_timeout_s)
-                    yield frame
-            except (ConnectionError, OSError, TimeoutError, C37118Error) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.reconnects += 1
-                await self._close_link()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_reconnect_delay_s)
 
 
 class _TcpProtocol(asyncio.Protocol):
