@@ -7,7 +7,6 @@ overview banner, the alarm list, the incident list and page, and over the websoc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -15,7 +14,7 @@ from django.urls import reverse
 
 from dashboards import access
 from wams.detection import services as detection
-from wams.detection.models import Event, Incident
+from wams.detection.models import Incident
 from wams.grid.models import Line, Substation
 from wams.grid.services import AnyUser, Visibility, sees_everything, user_visibility
 
@@ -29,8 +28,6 @@ ALARM_LABELS = {
     "unack_returned": "unacknowledged, returned",
     "normal": "acknowledged, returned",
 }
-# Figures whose values name devices (or per-device maps) are dropped for a redacted viewer.
-PRIVATE_FIGURES = ("mode_shape", "source_pmu", "island_pmus", "pmus", "source", "faulted_area")
 
 
 def visible_incidents(user: AnyUser) -> QuerySet[Incident]:
@@ -55,62 +52,9 @@ def get_visible_incident(user: AnyUser, incident_id: int) -> Incident:
         raise Http404("No such incident.") from None
 
 
-def _devices(incident: Incident) -> tuple[list[int], list[int]]:
-    """Return the PMU and substation ids an incident touches: its symptoms' and its location's."""
-    pmu_ids = sorted(set(Event.pmus.through.objects.filter(event__incident=incident).values_list("pmu_id", flat=True)))
-    substation_ids = set(
-        Event.substations.through.objects.filter(event__incident=incident).values_list("substation_id", flat=True)
-    )
-    substation_ids |= set(_location_substations(incident))
-    return pmu_ids, sorted(substation_ids)
-
-
-def _location_substations(incident: Incident) -> list[int]:
-    """Return the substations the incident's location names (its bus, and both ends of its line)."""
-    ids = [incident.substation_id] if incident.substation_id is not None else []
-    if incident.line_id is not None:
-        ends = Line.objects.filter(pk=incident.line_id).values_list("from_bus__substation", "to_bus__substation")
-        for a, b in ends:
-            ids += [a, b]
-    return ids
-
-
 def redact_incident(payload: dict[str, Any], incident: Incident, visibility: Visibility) -> dict[str, Any]:
-    """Return an incident payload as one viewer may see it (the detection app's rule when it has one)."""
-    rule = getattr(detection, "redact_incident", None)
-    if rule is not None:
-        try:
-            return dict(rule(payload, visibility))
-        except TypeError:  # another signature: fall back to the page rule below
-            pass
-    pmu_ids, substation_ids = _devices(incident)
-    if visibility.shows_all(pmu_ids, substation_ids):
-        return payload
-    location = dict(payload.get("location") or {})
-    if not visibility.shows_all([], _location_substations(incident)):
-        location = {"bus": None, "substation": None, "line": None, "method": location.get("method", "")}
-    visible_events = set(access_event_ids(visibility, payload.get("events") or []))
-    figures = detection.public_quantities(payload.get("figures"))
-    figures = {name: value for name, value in figures.items() if name not in PRIVATE_FIGURES}
-    return {
-        **payload,
-        "summary": f"{KIND_LABELS.get(str(payload.get('kind')), 'Incident')} (with devices of other organisations)",
-        "location": location,
-        "figures": figures,
-        "events": [pk for pk in payload.get("events") or [] if pk in visible_events],
-        "redacted": True,
-    }
-
-
-def access_event_ids(visibility: Visibility, event_ids: Iterable[int]) -> list[int]:
-    """Keep the events naming a PMU or substation of the viewer (or nothing at all)."""
-    ids = list(event_ids)
-    if visibility.everything:
-        return ids
-    events = Event.objects.filter(pk__in=ids)
-    unscoped = Q(pmus__isnull=True) & Q(substations__isnull=True)
-    scoped = Q(pmus__in=list(visibility.pmu_ids)) | Q(substations__in=list(visibility.substation_ids))
-    return sorted(set(events.filter(scoped | unscoped).values_list("pk", flat=True)))
+    """Return an incident payload as one viewer may see it: the detection app's one redaction rule."""
+    return dict(detection.redact_incident(payload, visibility))
 
 
 def alarm_state(payload: dict[str, Any]) -> dict[str, Any]:
