@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements.txt $(wildcard requirements-extra.txt)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean system-tools
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,19 @@ demo: install var/secret-key
 		SECRET_KEY=$$(cat var/secret-key) exec $(PY) manage.py run_embedded; \
 	fi
 
-test: install
+# System tools some tests use: installed when this is root on Debian, otherwise named before the run.
+SYSTEM_TOOLS := tshark chromium
+
+system-tools:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing (Debian packages)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	elif [ -n "$$missing" ]; then \
+		echo "not installed:$$missing - the tests that need them will be skipped; fix: sudo apt-get install$$missing"; \
+	fi
+
+test: install system-tools
 	$(PY) -m pytest
 
 lint: install
