@@ -24,8 +24,8 @@ demo: install var/secret-key
 	SECRET_KEY=$$(cat var/secret-key) $(PY) manage.py migrate --noinput
 	SECRET_KEY=$$(cat var/secret-key) $(PY) manage.py load_demo
 	@if [ -n "$$REDIS_URL" ]; then \
-		echo "REDIS_URL is set: running the Procfile topology under honcho"; \
-		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SECRET_KEY=$$(cat var/secret-key) exec $(VENV)/bin/honcho -e /dev/null start; \
+		echo "REDIS_URL is set: running the Procfile topology under supervisord (a process that exits is restarted)"; \
+		SECRET_KEY=$$(cat var/secret-key) exec $(PY) manage.py run_topology; \
 	else \
 		echo "No REDIS_URL: running the embedded single process on http://127.0.0.1:8000"; \
 		SECRET_KEY=$$(cat var/secret-key) exec $(PY) manage.py run_embedded; \
