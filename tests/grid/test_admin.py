@@ -35,7 +35,9 @@ def test_admin_changelist_search_and_filter_work(admin_client_logged):
     assert b"Boston PDC" in response.content
 
 
-def test_admin_disable_action_switches_the_stream_off_through_the_pdc_service(admin_client_logged):
+def test_admin_disable_action_switches_the_stream_off_through_the_grid_service(
+    admin_client_logged, django_capture_on_commit_callbacks
+):
     from django.core.management import call_command
 
     from wams.grid.models import Stream
@@ -44,11 +46,12 @@ def test_admin_disable_action_switches_the_stream_off_through_the_pdc_service(ad
     call_command("load_demo", "--no-accounts")
     stream = Stream.objects.get(name="Boston PDC")
     LinkState.objects.create(stream=stream, state="streaming", rate_fps=30.0)
-    response = admin_client_logged.post(
-        reverse("admin:grid_stream_changelist"),
-        {"action": "disable_streams", "_selected_action": [stream.pk]},
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_logged.post(
+            reverse("admin:grid_stream_changelist"),
+            {"action": "disable_streams", "_selected_action": [stream.pk]},
+            follow=True,
+        )
     assert response.status_code == 200
     stream.refresh_from_db()
     assert stream.enabled is False

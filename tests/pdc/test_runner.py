@@ -15,6 +15,7 @@ from tests.pdc.fleet import measurements, pmu_block, start_pmu, stream_config, w
 from tests.pdc.grid import provision
 from wams import live
 from wams.grid.models import Pmu, Stream
+from wams.grid.services import set_stream_enabled
 from wams.pdc.align import snap_to_grid
 from wams.pdc.concentrator import DataPathOptions
 from wams.pdc.hooks import register_snapshot_handler, unregister_snapshot_handler
@@ -22,7 +23,6 @@ from wams.pdc.livefeed import SnapshotView
 from wams.pdc.models import LinkState
 from wams.pdc.reports import LinkOptions, State
 from wams.pdc.runner import Concentrator, PdcOptions
-from wams.pdc.services import set_stream_enabled
 from wams.pdc.sink import MemorySink
 from wams.synchrophasor import PmuData
 

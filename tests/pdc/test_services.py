@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,9 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from tests.conftest import make_organisation, make_user
 from tests.pdc.grid import provision
 from wams.grid.models import CommunicationPath, Stream
+from wams.grid.services import set_stream_enabled
 from wams.pdc.models import LinkState, OutputStream, check_output_members
 from wams.pdc.reports import LinkReport
-from wams.pdc.services import load_output_specs, load_stream_specs, set_stream_enabled, write_link_states
+from wams.pdc.services import load_output_specs, load_stream_specs, write_link_states
 from wams.pdc.specs import PathSpec, order_paths
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +124,9 @@ def test_link_state_update_writes_every_field_of_many_rows_and_drops_a_deleted_p
     assert {row.shard for row in rows.values()} == {2}
 
 
-def test_operator_switches_a_stream_off_and_a_viewer_may_not(django_user_model: object) -> None:
+def test_operator_switches_a_stream_off_and_a_viewer_may_not(
+    django_user_model: object, django_capture_on_commit_callbacks: Any
+) -> None:
     owner = make_organisation()
     stream, _ = provision(20001, 11, owner=owner)
     write_link_states([report(stream)])
@@ -133,7 +137,8 @@ def test_operator_switches_a_stream_off_and_a_viewer_may_not(django_user_model: 
     with pytest.raises(PermissionDenied):
         set_stream_enabled(stream.id, False, stranger)
     operator = make_user(django_user_model, "operator", owner)
-    set_stream_enabled(stream.id, False, operator)
+    with django_capture_on_commit_callbacks(execute=True):  # the link shows disabled once the switch commits
+        set_stream_enabled(stream.id, False, operator)
     stream.refresh_from_db()
     assert not stream.enabled
     assert LinkState.objects.get(stream=stream).state == "disabled"

@@ -46,6 +46,7 @@ from wams.detection.incidents import incident_payload, incident_visible, order_b
 from wams.detection.models import AlarmState, Event, Incident
 from wams.grid.models import Channel as GridChannel
 from wams.grid.models import Stream
+from wams.grid.services import set_stream_enabled
 from wams.historian.budget import BudgetExceeded, ReadersBusy, check_channels, heavy_read
 from wams.historian.models import Chunk, datetime_from_us, us_from_datetime
 from wams.historian.query import block_columns, channel_counts, parse_channel, query_traces, read_columns
@@ -494,13 +495,8 @@ def stream_enabled(request: HttpRequest, application: Application, stream_id: in
     if stream.owner_id != application.organisation_id:
         raise ApiError(403, f"stream {stream_id} belongs to another organisation: it can only be switched by its owner")
     try:
-        from wams.pdc.services import set_stream_enabled
-    except ImportError:  # the pdc app without its service: switch the flag the pdc polls
-        Stream.objects.filter(pk=stream_id).update(enabled=body["enabled"])
-    else:
-        try:
-            set_stream_enabled(stream_id, body["enabled"])
-        except PermissionDenied as exc:
-            raise ApiError(403, str(exc)) from None
+        set_stream_enabled(stream_id, body["enabled"])
+    except PermissionDenied as exc:
+        raise ApiError(403, str(exc)) from None
     stream.refresh_from_db()
     return JsonResponse({"stream_id": stream.pk, "stream": stream.name, "enabled": stream.enabled})

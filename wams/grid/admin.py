@@ -80,7 +80,7 @@ class StreamAdmin(admin.ModelAdmin):
     def _switch(self, request, queryset, enabled: bool) -> None:  # type: ignore[no-untyped-def]
         from django.core.exceptions import PermissionDenied
 
-        from wams.pdc.services import set_stream_enabled
+        from wams.grid.services import set_stream_enabled
 
         done, refused = 0, []
         for stream in queryset:

@@ -1,14 +1,18 @@
-"""Access rules over the grid model: roles and organisation scoping."""
+"""Access rules over the grid model (roles, organisation scoping) and switching streams on and off."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 
-from wams.grid.models import ControllableDevice, Organisation, Pmu, Substation
+from wams.grid.models import ControllableDevice, Organisation, Pmu, Stream, Substation
 
 ROLE_VIEWER = "viewer"
 ROLE_OPERATOR = "operator"
@@ -17,6 +21,7 @@ ROLE_ADMIN = "admin"
 ROLES = (ROLE_VIEWER, ROLE_OPERATOR, ROLE_ENGINEER, ROLE_ADMIN)
 
 AnyUser = AbstractBaseUser | AnonymousUser
+logger = logging.getLogger(__name__)
 
 
 def ensure_role_groups() -> None:
@@ -126,3 +131,38 @@ def user_visibility(user: AnyUser) -> Visibility:
         return Visibility(frozenset(), frozenset(), everything=True)
     organisation = organisation_of(user)
     return organisation_visibility(organisation.pk if organisation is not None else None)
+
+
+# --- continuous connectivity ---------------------------------------------------------------------
+
+stream_switched = Signal()  # sent after commit: stream_id, enabled, by (a user, or None for an application)
+
+
+def can_switch_stream(user: AnyUser, stream: Stream) -> bool:
+    """Tell whether a user may switch a stream's connectivity: operator or above, seeing its PMUs."""
+    if not has_role(user, ROLE_OPERATOR, ROLE_ENGINEER, ROLE_ADMIN):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return visible_pmus(user).filter(stream=stream).exists()
+
+
+def set_stream_enabled(stream_id: int, enabled: bool, by_user: AnyUser | None = None) -> Stream:
+    """Switch a stream's continuous connectivity on or off; the pdc follows within seconds.
+
+    `by_user` None means an application or an internal mechanism (trusted caller); a user must be an
+    operator (or engineer, admin) who sees the stream's PMUs, else PermissionDenied.
+    """
+    with transaction.atomic():
+        stream = Stream.objects.select_for_update().get(pk=stream_id)
+        if by_user is not None and not can_switch_stream(by_user, stream):
+            raise PermissionDenied(f"{by_user} may not switch stream {stream}")
+        if stream.enabled != enabled:
+            stream.enabled = enabled
+            stream.save(update_fields=["enabled"])
+        who = "an application" if by_user is None else str(by_user)
+        logger.info("stream %s %s by %s", stream, "enabled" if enabled else "disabled", who)
+        transaction.on_commit(
+            lambda: stream_switched.send_robust(sender=Stream, stream_id=stream_id, enabled=enabled, by=by_user)
+        )
+    return stream

@@ -8,14 +8,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
 from django.db.models import Field, Prefetch
 from django.db.models.functions import Mod
 
 from wams import live
 from wams.grid.models import Channel, CommunicationPath, Pmu, Stream, phasor0_bus_kv_by_pmu
-from wams.grid.services import ROLE_ADMIN, ROLE_ENGINEER, ROLE_OPERATOR, AnyUser, has_role, visible_pmus
 from wams.pdc.models import LinkState, OutputStream
 from wams.pdc.reports import LinkReport
 from wams.pdc.specs import OutputChannelSpec, OutputPmuSpec, OutputSpec, PathSpec, PmuSpec, StreamSpec
@@ -220,38 +218,20 @@ def write_link_states(reports: Iterable[LinkReport], shard: int = 0) -> int:
     return len(updates) + len(to_create)
 
 
-def can_switch_stream(user: AnyUser, stream: Stream) -> bool:
-    """Tell whether a user may switch a stream's connectivity: operator or above, seeing its PMUs."""
-    if not has_role(user, ROLE_OPERATOR, ROLE_ENGINEER, ROLE_ADMIN):
-        return False
-    if getattr(user, "is_superuser", False):
-        return True
-    return visible_pmus(user).filter(stream=stream).exists()
+def mark_stream_switched(sender: object, stream_id: int, enabled: bool, **kwargs: object) -> None:
+    """Show a stream switched off as disabled at once (not as a link down) and tell the pages.
 
-
-def set_stream_enabled(stream_id: int, enabled: bool, by_user: AnyUser | None = None) -> Stream:
-    """Switch a stream's continuous connectivity on or off; the pdc follows within seconds.
-
-    `by_user` None means an application or an internal mechanism (trusted caller); a user must be an
-    operator (or engineer, admin) who sees the stream's PMUs, else PermissionDenied.
+    Connected to `wams.grid.services.stream_switched` (sent after commit); the pdc follows the switch
+    within a model poll and keeps the state from then on.
     """
-    with transaction.atomic():
-        stream = Stream.objects.select_for_update().get(pk=stream_id)
-        if by_user is not None and not can_switch_stream(by_user, stream):
-            raise PermissionDenied(f"{by_user} may not switch stream {stream}")
-        if stream.enabled != enabled:
-            stream.enabled = enabled
-            stream.save(update_fields=["enabled"])
-        state = LinkState.objects.filter(stream=stream).first()
-        if not enabled and state is not None and state.state != LinkState.State.DISABLED:
-            state.state = LinkState.State.DISABLED
-            state.rate_fps = 0.0
-            state.save(update_fields=["state", "rate_fps", "updated_at"])
-        who = "an application" if by_user is None else str(by_user)
-        logger.info("stream %s %s by %s", stream, "enabled" if enabled else "disabled", who)
-        if state is not None:
-            live.publish(live.GROUP_LINKS, live.EVENT_LINK, link_payload(state))
-    return stream
+    state = LinkState.objects.select_related("stream", "path").filter(stream_id=stream_id).first()
+    if state is None:
+        return
+    if not enabled and state.state != LinkState.State.DISABLED:
+        state.state = LinkState.State.DISABLED
+        state.rate_fps = 0.0
+        state.save(update_fields=["state", "rate_fps", "updated_at"])
+    live.publish(live.GROUP_LINKS, live.EVENT_LINK, link_payload(state))
 
 
 def link_payload(state: LinkState) -> dict[str, object]:

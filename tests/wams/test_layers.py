@@ -1,0 +1,58 @@
+"""The layering rules of CONTRIBUTING.md: lower layers import nothing of the layers above them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RULES = {
+    "wams/synchrophasor": ("django", "wams.", "dashboards"),
+    "wams/detection/analytics": ("django", "wams.grid", "wams.pdc", "wams.historian", "wams.control", "wams.api"),
+    "wams/grid": ("wams.pdc", "wams.detection", "wams.control", "wams.api", "dashboards"),
+    "wams/historian": ("wams.pdc", "wams.detection", "wams.control", "wams.api", "dashboards"),
+    "wams/pdc": ("wams.detection", "wams.control", "wams.api", "dashboards"),
+    "wams/detection": ("dashboards",),
+    "wams/control": ("dashboards",),
+    "wams/api": ("dashboards",),
+}
+ALLOWED = {"wams/synchrophasor": ("wams.synchrophasor",), "wams/detection/analytics": ("wams.detection.analytics",)}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Return (line, module) of every import in a file, function-level ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(RULES))
+def test_a_lower_layer_imports_nothing_from_above(package: str) -> None:
+    refused, allowed = RULES[package], ALLOWED.get(package, ())
+    offences = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        for line, module in _imports(path):
+            name = module + "."
+            if any(name.startswith(r if r.endswith(".") else r + ".") for r in refused) and not any(
+                name.startswith(a + ".") for a in allowed
+            ):
+                offences.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert not offences, "\n".join(offences)
+
+
+def test_nothing_under_dashboards_publishes_to_the_channel_layer() -> None:
+    offences = []
+    for path in sorted((ROOT / "dashboards").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in ("publish", "publish_now", "group_send"):
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {node.attr}")
+    assert not offences, "\n".join(offences)
