@@ -319,8 +319,8 @@ def location_label(incident: dict[str, Any]) -> str:
 def log_warnings(logs: list[Path]) -> dict[str, int]:
     """Count the simulator's and pdc's complaints about time (invalid instants, stale or late data) in the logs."""
     patterns = {
-        "sim invalid instants": re.compile(r"invalid instant|not simulated|data error", re.I),
-        "stale/late": re.compile(r"stale|late frame|behind", re.I),
+        "sim invalid instants": re.compile(r"behind instant .* invalid data", re.I),
+        "stale/late": re.compile(r"stale|late frame", re.I),
         "errors": re.compile(r"Traceback|ERROR", re.I),
     }
     counts = dict.fromkeys(patterns, 0)
