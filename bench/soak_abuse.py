@@ -101,6 +101,7 @@ MONITOR_PERIOD_S = 10.0
 MAX_LIVE_SUBSCRIPTIONS = 5  # the fuzzer deletes its oldest valid subscription beyond this
 BAD_LOGIN_PERIOD_S = 5.0  # at most one bad login per this many seconds
 RSS_BOUND_STEP_MIB = 50
+TWISTED_MAX_LINE = 16384  # twisted.protocols.basic.LineReceiver.MAX_LENGTH: longer request lines get no answer
 
 
 # site setup (runs inside `manage.py shell -c`) -------------------------------------------------
@@ -853,6 +854,11 @@ class Fuzzer:
         except (OSError, http.client.HTTPException) as exc:
             if req.closed_is_fine:
                 self.tally.add(req.group, "closed")
+                return None
+            if len(req.method) + len(req.path) + 10 > TWISTED_MAX_LINE:
+                # Twisted (under Daphne) drops a connection whose request line is longer than its
+                # LineReceiver.MAX_LENGTH without answering: a bound of the HTTP server, counted apart.
+                self.tally.add(req.group, "closed: request line > 16 KiB")
                 return None
             self.tally.add(req.group, "connection error")
             self.fail(req, None, f"{type(exc).__name__}: {exc}")
@@ -1716,8 +1722,13 @@ def markdown(args: argparse.Namespace, result: dict[str, Any], command_line: str
         + ".",
         f"- Links: {result['links_start']} at the start, {result['links_end']} at the end.",
         f"- Embedded log: {log['internal_server_errors']} 'Internal Server Error' lines, {log['error_lines']} ERROR lines, {log['warning_lines']} WARNING lines, tracebacks: "
-        + (", ".join(f"{k} x{v}" for k, v in log["tracebacks"].items()) or "none")
-        + ".",
+        + (
+            f"{len(log['tracebacks'])} kinds, most frequent: "
+            + "; ".join(f"{k[:100]} x{v}" for k, v in Counter(log["tracebacks"]).most_common(6))
+            if log["tracebacks"]
+            else "none"
+        )
+        + " (Django logs handled 4xx refusals such as PermissionDenied with their traceback too).",
         "",
         table(mem_rows, ["process", "RSS at start MiB", "peak MiB", "final MiB", "slope, 2nd half MiB/h", "bound"]),
         "",
