@@ -69,6 +69,11 @@ def test_non_utf8_bodies_are_refused(client: Client, app: dict[str, Any]) -> Non
     assert_json_4xx(post(client, app["token"], "/api/v1/subscriptions", body), "not UTF-8")
 
 
+def test_a_lone_surrogate_escape_is_refused(client: Client, app: dict[str, Any]) -> None:
+    body = b'{"kind": "event", "name": "\\ud800"}'
+    assert_json_4xx(post(client, app["token"], "/api/v1/subscriptions", body), "lone surrogate")
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -254,3 +254,16 @@ def test_a_replay_page_is_not_back_filled_with_recent_data(client, scenario, fak
     config = config_of(client.get(reverse("dashboards:overview") + "?replay=1&event=1&speed=2"))
     assert fake_history.calls == []
     assert all(trace["x"] == [] for trace in config["figures"]["frequency"]["data"])
+
+
+@pytest.mark.parametrize(
+    "target", ["abc", "-1", "[]", "2026-13-45T99:99:99Z", "//evil.example/x", "https://evil.example/"]
+)
+def test_acknowledge_with_a_next_that_is_no_path_of_this_site_returns_to_the_event(client, scenario, target):
+    event = make_event([scenario.a1])
+    client.force_login(scenario.operator_a)
+    response = client.post(reverse("dashboards:acknowledge", args=[event.pk]), {"next": target})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboards:event", args=[event.pk])
+    followed = client.post(reverse("dashboards:acknowledge", args=[event.pk]), {"next": "/events/?state=all"})
+    assert followed["Location"] == "/events/?state=all"

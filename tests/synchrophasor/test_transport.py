@@ -338,3 +338,23 @@ def test_async_source_and_iterator_sources_are_streamed() -> None:
     assert len(run(scenario(async_source, 3))) == 3
     frames = run(scenario(iterator(), 3))
     assert [f.pmus[0].digitals for f in frames] == [[0], [1], [2]]
+
+
+def test_a_bogus_frame_size_does_not_hold_the_command_stream() -> None:
+    cfg = _config()
+
+    async def scenario() -> ConfigFrame:
+        async with PmuServer(cfg) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.ports["tcp"])
+            writer.write(bytes([0xAA, 0x41, 0xFF, 0xFF]) + bytes(200))  # a command header claiming 65,535 bytes
+            await writer.drain()
+            async with PdcClient("127.0.0.1", server.ports["tcp"], cfg.idcode, timeout_s=5.0, fetch_header=False) as ok:
+                found = await ok.connect()  # other connections are served meanwhile
+            writer.write(encode_frame(CommandFrame(cfg.idcode, 1_700_000_000, 0, Command.SEND_CFG2)))
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(4), timeout=5.0)  # the same connection resynchronised
+            writer.close()
+            assert answer[:1] == b"\xaa"
+            return found
+
+    assert run(scenario()).idcode == cfg.idcode

@@ -358,9 +358,13 @@ def send_due_reports(now: dt.datetime | None = None) -> int:
             "period_s": subscription.period_s,
             "pmus": report_rows(subscription_pmu_ids(subscription), quantities, period.total_seconds(), now),
         }
-        delivery = Delivery.objects.create(
-            subscription=subscription, change="periodic", payload=payload, next_attempt_at=now
-        )
+        try:
+            with transaction.atomic():  # a subscription deleted meanwhile skips its report, not the sweep
+                delivery = Delivery.objects.create(
+                    subscription=subscription, change="periodic", payload=payload, next_attempt_at=now
+                )
+        except IntegrityError:
+            continue
         enqueue_delivery(delivery.pk)
         sent += 1
     return sent

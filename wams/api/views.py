@@ -125,11 +125,16 @@ def parse_json(body: bytes) -> Any:
     if json_depth(text) > MAX_JSON_DEPTH:
         raise ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH}")
     try:
-        return json.loads(text or "null")
+        value = json.loads(text or "null")
     except ValueError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH}") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate (\ud800) parses but cannot be stored
+    except UnicodeEncodeError:
+        raise ApiError(400, "the body holds a string that is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')

@@ -38,6 +38,8 @@ Send = Callable[[bytes], None]
 MAX_LAG_PERIODS = 5  # fall further behind than this and the clock jumps to now (frames skipped)
 WRITE_BUFFER_LIMIT = 1 << 20  # bytes queued on a slow TCP peer before frames are dropped for it
 
+MAX_COMMAND_FRAME_SIZE = 1024  # command frames with extended data beyond this are refused as malformed
+
 
 def default_source(config: ConfigFrame) -> Callable[[int, int], list[PmuData]]:
     """Return a source of nominal, constant measurements (phasors 1+0j V/A, nominal frequency)."""
@@ -237,7 +239,9 @@ class PmuServer:
         self._writers.add(writer)
         peer = writer.get_extra_info("peername")
         key = ("tcp", peer)
-        stream = StreamReader()
+        # A PMU hears only command frames (18 bytes plus extended data): a bogus FRAMESIZE up to 65535 would
+        # hold the stream until that many bytes came, so resynchronise past anything longer than a command.
+        stream = StreamReader(max_frame_size=MAX_COMMAND_FRAME_SIZE)
 
         def send_tcp(data: bytes) -> None:
             if writer.is_closing():
