@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # where `python -m wams.topology` finds the package
+# Leading `VAR=value ` words of a shell command (values bare or quoted).
+ASSIGNMENTS = re.compile(r"""^(?:[A-Za-z_][A-Za-z0-9_]*=(?:'[^']*'|"[^"]*"|[^\s'"])*\s+)+""")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 LISTENER = "topology-events"
 
@@ -89,10 +91,19 @@ def _section(header: str, values: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def exec_command(command: str) -> str:
+    """Return the shell command with `exec` before its program, after any leading `VAR=value` assignments.
+
+    `exec` leaves no shell between supervisord and the process: the pid it reports is the process's.
+    """
+    assignments = ASSIGNMENTS.match(command)
+    prefix = assignments.group(0) if assignments else ""
+    return f"{prefix}exec {command[len(prefix) :]}"
+
+
 def program_section(entry: ProcfileEntry, priority: int, directory: Path, supervision: Supervision) -> str:
     """Return the [program:x] section of one Procfile entry."""
-    # `exec` leaves no shell between supervisord and the process: the pid it reports is the process.
-    command = shlex.join(["/bin/sh", "-c", f"exec {entry.command}"])
+    command = shlex.join(["/bin/sh", "-c", exec_command(entry.command)])
     return _section(
         f"program:{entry.name}",
         {

@@ -163,3 +163,15 @@ def test_sigterm_stops_every_process_group_and_its_children(tmp_path: Path, supe
     log = supervised.log_tail(100_000)
     assert "stopped: a (terminated by SIGTERM)" in log
     assert "killing 'b'" in log and "stopped: b (terminated by SIGKILL)" in log
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("daphne -p ${PORT:-8000} x", "exec daphne -p ${PORT:-8000} x"),
+        ("WAMS_PDC_SHARD=1 python manage.py run_pdc", "WAMS_PDC_SHARD=1 exec python manage.py run_pdc"),
+        ("A='x y' B=\"z\" celery -A wams worker", "A='x y' B=\"z\" exec celery -A wams worker"),
+    ],
+)
+def test_the_program_is_execed_after_leading_environment_assignments(command: str, expected: str) -> None:
+    assert topology.exec_command(command) == expected
