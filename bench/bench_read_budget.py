@@ -97,9 +97,8 @@ def _api_get(ids: list[int], params: dict[str, Any]) -> tuple[int, int]:
     from django.test import Client
 
     from tests.api.conftest import make_application
-    from wams.grid.models import Organisation
-
     from wams.api.models import Application
+    from wams.grid.models import Organisation
 
     Application.objects.filter(name="bench-budget").delete()
     _, token = make_application(Organisation.objects.get(code="benchbudget"), name="bench-budget")
