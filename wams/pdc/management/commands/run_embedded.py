@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.EMBEDDED:
-            raise CommandError("REDIS_URL is set: run the Procfile topology (honcho start) instead.")
+            raise CommandError("REDIS_URL is set: run the Procfile topology (manage.py run_topology) instead.")
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server, twisted_loop  # importing installs the asyncio reactor
         from twisted.internet import reactor
