@@ -137,12 +137,31 @@ def location_text(shown: dict[str, Any]) -> str:
     return ", ".join(parts) if parts else "not located"
 
 
+# The banner's one number per incident kind, in order of preference (JSON objects keep no key order
+# in PostgreSQL, so "the first figure" is not a rule).
+KEY_FIGURES = {
+    "fault": ("min_voltage_pu", "voltage_min_pu", "duration_ms"),
+    "line_trip": ("angle_step_max_deg",),
+    "generator_trip": ("mw_lost_mw", "off_nominal_frequency_hz", "frequency_change_hz"),
+    "load_step": ("load_change_mw", "off_nominal_frequency_hz", "frequency_change_hz"),
+    "islanding": ("island_frequency_hz", "frequency_divergence_hz"),
+    "angle_separation": ("angle_separation_max_deg", "angle_separation_deg"),
+    "oscillation": ("damping_pct", "mode_frequency_hz"),
+    "forced_oscillation": ("mode_frequency_hz",),
+    "voltage_decline": ("voltage_min_pu", "off_limit_voltage_pu"),
+}
+
+
 def key_figure(shown: dict[str, Any]) -> str:
-    """Return the first figure of an incident as `name value` (the banner's one number)."""
-    figures = shown.get("figures") or {}
-    for name, value in figures.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return f"{figure_label(name)} {format_value(value)}"
+    """Return the incident's key figure as `name value` (the banner's one number); else the first by name."""
+    figures = {
+        name: value
+        for name, value in (shown.get("figures") or {}).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    preferred = [name for name in KEY_FIGURES.get(str(shown.get("kind")), ()) if name in figures]
+    for name in preferred or sorted(figures):
+        return f"{figure_label(name)} {format_value(figures[name])}"
     return ""
 
 
