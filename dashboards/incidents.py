@@ -180,13 +180,20 @@ UNIT_SUFFIXES = (
 )
 
 
+ACRONYMS = {"pmus": "PMUs", "pmu": "PMU", "rocof": "ROCOF", "mw": "MW"}
+
+
 def figure_label(name: str) -> str:
-    """Turn `min_voltage_pu` into `Min voltage (pu)`: the unit from the name's suffix."""
-    for suffix, unit in UNIT_SUFFIXES:
+    """Turn `min_voltage_pu` into `Min voltage (pu)`: the unit from the name's suffix, acronyms kept."""
+    unit = ""
+    for suffix, suffix_unit in UNIT_SUFFIXES:
         if name.endswith(suffix):
-            words = name[: -len(suffix)].replace("_", " ").strip()
-            return f"{words.capitalize()} ({unit})"
-    return name.replace("_", " ").capitalize()
+            name, unit = name[: -len(suffix)], suffix_unit
+            break
+    words = [ACRONYMS.get(word, word) for word in name.strip("_").split("_") if word]
+    text = " ".join(words)
+    text = text[:1].upper() + text[1:]
+    return f"{text} ({unit})" if unit else text
 
 
 def format_value(value: Any) -> str:
