@@ -11,12 +11,11 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from wams.api.models import Application, Delivery, Subscription
-from wams.api.services import application_visibility, enqueue_delivery, subscription_pmu_ids
+from wams.api.services import application_visibility, record_delivery, subscription_pmu_ids
 from wams.detection.incidents import (
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_ENDED,
@@ -112,15 +111,10 @@ def fan_out_incident(incident_id: int, change: str, now: dt.datetime | None = No
             "created_at": now.isoformat(),
             "incident": incident_json(payload, visibility),
         }
-        try:
-            with transaction.atomic():
-                delivery = Delivery.objects.create(
-                    subscription=subscription, incident=incident, change=label, payload=body, next_attempt_at=now
-                )
-        except IntegrityError:
-            continue  # this change was already fanned out
-        enqueue_delivery(delivery.pk)
-        created += 1
+        if record_delivery(
+            subscription=subscription, incident=incident, change=label, payload=body, next_attempt_at=now
+        ):
+            created += 1
     return created
 
 

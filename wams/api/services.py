@@ -235,6 +235,18 @@ def enqueue_delivery(delivery_id: int) -> None:
     transaction.on_commit(lambda: deliver_webhook.delay(delivery_id))
 
 
+def record_delivery(**fields: Any) -> bool:
+    """Create a delivery in a savepoint and enqueue it; False when that change was already fanned out
+    (the unique delivery per subscription and change) or its subscription was deleted meanwhile."""
+    try:
+        with transaction.atomic():
+            delivery = Delivery.objects.create(**fields)
+    except IntegrityError:
+        return False
+    enqueue_delivery(delivery.pk)
+    return True
+
+
 def _wants(subscription: Subscription, event: Event) -> bool:
     """Tell whether an event subscription asks for events of this kind and severity."""
     if subscription.event_kinds and event.kind not in subscription.event_kinds:
@@ -271,15 +283,8 @@ def fan_out_event(event_id: int, change: str) -> int:
             "created_at": now.isoformat(),
             "event": event_json(event, visibility),
         }
-        try:
-            with transaction.atomic():
-                delivery = Delivery.objects.create(
-                    subscription=subscription, event=event, change=label, payload=payload, next_attempt_at=now
-                )
-        except IntegrityError:
-            continue  # this change was already fanned out
-        enqueue_delivery(delivery.pk)
-        created += 1
+        if record_delivery(subscription=subscription, event=event, change=label, payload=payload, next_attempt_at=now):
+            created += 1
     return created
 
 
@@ -358,15 +363,9 @@ def send_due_reports(now: dt.datetime | None = None) -> int:
             "period_s": subscription.period_s,
             "pmus": report_rows(subscription_pmu_ids(subscription), quantities, period.total_seconds(), now),
         }
-        try:
-            with transaction.atomic():  # a subscription deleted meanwhile skips its report, not the sweep
-                delivery = Delivery.objects.create(
-                    subscription=subscription, change="periodic", payload=payload, next_attempt_at=now
-                )
-        except IntegrityError:
-            continue
-        enqueue_delivery(delivery.pk)
-        sent += 1
+        # A subscription deleted meanwhile skips its report, not the sweep.
+        if record_delivery(subscription=subscription, change="periodic", payload=payload, next_attempt_at=now):
+            sent += 1
     return sent
 
 
