@@ -167,8 +167,13 @@ class _PmuTraces:
             self.raw.append(parts)
             self.raw_n += len(parts)
             return
+        self.raw.append(parts)
+        self._reduce_raw()
+
+    def _reduce_raw(self) -> None:
+        """Fold the raw segments held so far into the partials (the window no longer fits in max_points)."""
         held, self.raw = self.raw, []
-        for segment in [*held, parts]:
+        for segment in held:
             self._reduce(segment.timestamp_us, part_sources(segment, self.specs))
 
     def _reduce(self, timestamp_us: I64, sources: Sequence[Any]) -> None:
@@ -192,9 +197,7 @@ class _PmuTraces:
                 Trace(self.pmu_id, s.name, timestamp_us, columns[s.name], columns[s.name], columns[s.name], ones)
                 for s in self.specs
             ]
-        held, self.raw = self.raw, []
-        for segment in held:
-            self._reduce(segment.timestamp_us, part_sources(segment, self.specs))
+        self._reduce_raw()
         if recent is not None:
             self._reduce(recent.timestamp_us, column_sources(block_columns(recent, self.specs), self.specs))
         assert self.partials is not None
