@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from wams.simulator.engine.noise import MeasurementNoise
-from wams.simulator.engine.realtime import GridSample, RealTimeSimulator, next_stop_s
+from wams.simulator.engine.realtime import (
+    PREROLL_AFTER_S,
+    PREROLL_BEFORE_S,
+    SCENARIO_LEAD_S,
+    GridSample,
+    RealTimeSimulator,
+    next_stop_s,
+)
 from wams.simulator.engine.scenarios import plan_scenario
 from wams.simulator.engine.trajectory import TrajectoryBuffer, TrajectoryChunk
 from wams.simulator.fleet import ChannelSpec, PathSpec, PmuSpec, StreamSpec
@@ -223,3 +230,26 @@ def test_real_time_loop_catches_up_before_serving_and_steps_on_the_step_grid(tmp
     assert times.size > 2.5 / STEP_S  # caught up 2 s, then kept up for 0.5 s
     # Stops every few milliseconds would leave steps between the boundaries (and cost ten times the CPU).
     np.testing.assert_allclose(times / STEP_S, np.round(times / STEP_S), atol=1e-6)
+
+
+def test_a_scheduled_fault_is_integrated_ahead_of_the_wall_clock_before_it_is_due():
+    """Switching steps cost more than real time: within PREROLL_BEFORE_S of an action, integrate past it."""
+    sim = RealTimeSimulator("ieee39", epoch_utc_s=time.time())
+    future = sim.schedule("fault", lead_s=SCENARIO_LEAD_S, bus=4, duration_s=0.08)
+    sim.advance_to(0.5)  # drains the request: the plan is queued SCENARIO_LEAD_S after the run's time then
+    plan = future.result(timeout=0)
+    assert plan.t_start_s == pytest.approx(SCENARIO_LEAD_S, abs=1e-9)
+    lookahead_t = 0.3
+    far = plan.t_start_s - PREROLL_BEFORE_S - 1.0
+    target_t, wake_t = sim._target(far, lookahead_t)
+    assert target_t == pytest.approx(far + lookahead_t)
+    assert wake_t == pytest.approx(plan.t_start_s - PREROLL_BEFORE_S)
+    near = plan.t_start_s - 0.5 * PREROLL_BEFORE_S
+    target_t, _ = sim._target(near, lookahead_t)
+    # Both the fault and its clearing are within reach: integrate through a second after the clearing.
+    assert target_t == pytest.approx(plan.t_start_s + 0.08 + PREROLL_AFTER_S)
+    sim.advance_to(target_t)
+    assert sim.t_s >= plan.t_start_s + 0.08 + PREROLL_AFTER_S - 1e-9
+    assert [e.kind for e in sim.dyn.events] == ["fault_on", "fault_off"]
+    target_t, wake_t = sim._target(near, lookahead_t)
+    assert target_t == pytest.approx(near + lookahead_t) and wake_t == math.inf  # nothing left to pre-roll

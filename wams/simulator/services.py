@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from wams.grid.models import Channel, CommunicationPath, ControllableDevice, Stream
+from wams.simulator.engine.realtime import SCENARIO_LEAD_S
 from wams.simulator.fleet.fleet import Fleet
 from wams.simulator.fleet.spec import ChannelSpec, FleetSpec, PathSpec, PmuSpec, RtuPointSpec, RtuSpec, StreamSpec
 from wams.simulator.models import SimulatorRequest
@@ -119,7 +120,8 @@ async def apply_request(fleet: Fleet, request: SimulatorRequest) -> str:
     action = request.action
     if action == SimulatorRequest.Action.SCENARIO:
         at_s = params.pop("at_s", None)
-        future = fleet.sim.schedule(request.scenario, at_s, **params)
+        # Started a little ahead so that the simulator integrates its switching before the frames are due.
+        future = fleet.sim.schedule(request.scenario, at_s, lead_s=SCENARIO_LEAD_S, **params)
         plan = await asyncio.wait_for(asyncio.wrap_future(future), 10.0)
         return f"{plan.name} at t={plan.t_start_s:.3f} s"
     key, _, path = request.target.partition(":")

@@ -214,9 +214,11 @@ class SimulatorProcess:
         """Call `GridDynamics.<method>(*args)` in the child at its next step boundary."""
         return self._request("call", method, args)
 
-    def schedule(self, name: str, at_s: float | None = None, **params: Any) -> Future[ScheduledScenario]:
-        """Plan scenario `name` at run time `at_s` (None: as soon as possible)."""
-        return self._request("schedule", name, at_s, params)
+    def schedule(
+        self, name: str, at_s: float | None = None, *, lead_s: float = 0.0, **params: Any
+    ) -> Future[ScheduledScenario]:
+        """Plan scenario `name` at run time `at_s` (None: `lead_s` after the run's present time)."""
+        return self._request("schedule", name, at_s, {**params, "lead_s": lead_s})
 
     def set_inventory(self, pmus: list[dict[str, Any]], rtus: list[dict[str, Any]]) -> None:
         """Record the served fleet in the ground truth."""

@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 #: How long `start` waits for the run to catch up with the wall clock (it starts seconds behind).
 CATCH_UP_TIMEOUT_S = 60.0
+#: A scenario started "now" begins this far ahead of the run (simulated s), so that its actions can be pre-rolled.
+SCENARIO_LEAD_S = 2.0
+#: Scheduled actions this close to the wall clock (simulated s) are integrated ahead of time ...
+PREROLL_BEFORE_S = 3.0
+#: ... through this long after them: a fault's short steps cost more than real time, so they are taken early.
+PREROLL_AFTER_S = 1.0
 
 
 @dataclass
@@ -157,11 +163,13 @@ class RealTimeSimulator:
 
     # --------------------------------------------------------------------------- scheduling
 
-    def schedule(self, name: str, at_s: float | None = None, **params: Any) -> Future[ScheduledScenario]:
-        """Plan scenario `name` at run time `at_s` (None: as soon as possible); thread-safe."""
+    def schedule(
+        self, name: str, at_s: float | None = None, *, lead_s: float = 0.0, **params: Any
+    ) -> Future[ScheduledScenario]:
+        """Plan scenario `name` at run time `at_s` (None: `lead_s` after the run's present time); thread-safe."""
 
         def plan(dyn: GridDynamics) -> ScheduledScenario:
-            start = self.t_s if at_s is None else max(at_s, self.t_s)
+            start = self.t_s + lead_s if at_s is None else max(at_s, self.t_s)
             shifted = self._enqueue_plan(plan_scenario(dyn, name, start - self._offset_s, **params))
             return ScheduledScenario(shifted.name, shifted.t_start_s, dict(shifted.params))
 
@@ -320,16 +328,36 @@ class RealTimeSimulator:
             lead_t = self.t_s - now_t
             if lead_t < 0.0:
                 self.late_chunks += 1
-            if lead_t < lookahead_t:
+            target_t, wake_t = self._target(now_t, lookahead_t)
+            if self.t_s < target_t - 1e-9:
                 offset = self._offset_s
                 dyn_t = self.t_s - offset
-                self.advance_to(offset + next_stop_s(dyn_t, now_t + lookahead_t - offset, self.step_s, self.chunk_s))
+                self.advance_to(offset + next_stop_s(dyn_t, target_t - offset, self.step_s, self.chunk_s))
                 continue
             self._leading.set()
             self._drain_commands_locked()
-            # Sleep until the lead falls to the lookahead; a command or stop wakes the loop earlier.
-            self._wake.wait(max((lead_t - lookahead_t) / self.speed, 0.001))
+            # Sleep until the lead falls to the lookahead (or an action comes near); a command or stop wakes it.
+            self._wake.wait(max(min(lead_t - lookahead_t, wake_t - now_t) / self.speed, 0.001))
             self._wake.clear()
+
+    def _target(self, now_t: float, lookahead_t: float) -> tuple[float, float]:
+        """Return how far to integrate now (run time) and when to look again.
+
+        Normally `lookahead_t` past the present. A scheduled action within `PREROLL_BEFORE_S` is
+        integrated through `PREROLL_AFTER_S` after it at once: switching steps (a fault's above all)
+        cost more than real time, and taken early they keep the frames on time. Commands that arrive
+        meanwhile apply at the end of what was integrated, at most that much later.
+        """
+        target_t = now_t + lookahead_t
+        wake_t = math.inf
+        with self._lock:
+            upcoming = [p.t_s for p in self._actions[:8]]
+        for t_s in sorted(upcoming):
+            if t_s - now_t <= PREROLL_BEFORE_S * self.speed:
+                target_t = max(target_t, t_s + PREROLL_AFTER_S * self.speed)
+            else:
+                wake_t = min(wake_t, t_s - PREROLL_BEFORE_S * self.speed)
+        return target_t, wake_t
 
     def _drain_commands_locked(self) -> None:
         with self._lock:

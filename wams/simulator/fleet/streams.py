@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 #: How long after its time stamp an instant may wait for the simulation before it is sent as invalid.
-MAX_WAIT_S = 1.0
+MAX_WAIT_S = 5.0
 #: At most one warning about unsimulated instants per this many seconds.
 WARN_INTERVAL_S = 10.0
 

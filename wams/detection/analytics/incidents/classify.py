@@ -98,7 +98,10 @@ class Measures:
         self.v_now = window.mean(window.voltage_pu, tc_s - 0.2, tc_s + 1e-6)
         self.f_now = window.mean(window.frequency_hz, tc_s - 0.3, tc_s + 1e-6)
         self.a_now = window.mean(window.angle_deg, tc_s - 0.3, tc_s + 1e-6)
-        self.angle_step_deg = self.a_now - self.a_base
+        step = self.a_now - self.a_base
+        with np.errstate(all="ignore"):
+            # Against the mean step of the PMUs measured both before and now (the reference's own step is 0).
+            self.angle_step_deg = step - (np.nanmean(step) if np.isfinite(step).any() else 0.0)
         with np.errstate(all="ignore"):
             self.df_hz = float(np.nanmean(self.f_now) - np.nanmean(self.f_base))
 

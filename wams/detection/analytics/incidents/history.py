@@ -75,21 +75,32 @@ class SnapshotHistory:
 
 
 def relative_angles(angle_deg: FloatArray) -> FloatArray:
-    """Return (n_time, n_pmu) angles unwrapped in time and referred to their mean over the PMUs.
+    """Return (n_time, n_pmu) angles referred to one PMU and unwrapped in time (nan where not measured).
 
-    Gaps (nan) are bridged with the last value for unwrapping and put back as nan.
+    The reference is the PMU measured in most rows; in a row it is missing from, its angle is taken
+    from the others' angles and their usual offsets to it. Referring to one PMU rather than to the
+    mean of the PMUs present keeps a PMU dropping out or coming back from shifting everyone else's
+    angle, and relative angles move slowly, so they unwrap across gaps where the absolute angles,
+    turning with the frequency, cannot. Steps are compared across PMUs after removing their mean
+    (`incidents.classify.Measures`).
     """
-    filled = angle_deg.copy()
-    missing = ~np.isfinite(filled)
-    for j in range(filled.shape[1]):
-        column = filled[:, j]
-        good = np.flatnonzero(np.isfinite(column))
-        if good.size == 0:
-            continue
-        index = np.maximum.accumulate(np.where(np.isfinite(column), np.arange(column.size), good[0]))
-        filled[:, j] = column[index]
-    unwrapped = np.degrees(np.unwrap(np.radians(np.nan_to_num(filled)), axis=0))
-    unwrapped[missing] = np.nan
+    finite = np.isfinite(angle_deg)
+    out = np.full(angle_deg.shape, np.nan)
+    if not finite.any():
+        return out
+    ref = int(np.argmax(finite.sum(axis=0)))
+    z = np.exp(1j * np.radians(angle_deg))
+    z_ref = z[:, ref].copy()
     with np.errstate(all="ignore"):
-        reference = np.nanmean(unwrapped, axis=1, keepdims=True)
-    return np.asarray(unwrapped - reference, dtype=np.float64)
+        offset = np.nanmean(z * np.conj(z_ref)[:, None], axis=0)
+        offset = offset / np.abs(offset)
+        absent = ~finite[:, ref]
+        if absent.any():
+            estimate = np.nanmean(z[absent] * np.conj(offset)[None, :], axis=1)
+            z_ref[absent] = estimate / np.abs(estimate)
+        relative = np.angle(z * np.conj(z_ref)[:, None], deg=True)
+    for j in range(relative.shape[1]):
+        good = np.isfinite(relative[:, j])
+        if good.any():
+            out[good, j] = np.degrees(np.unwrap(np.radians(relative[good, j])))
+    return np.asarray(out, dtype=np.float64)
