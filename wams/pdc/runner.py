@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from wams import live
+from wams.memory import trim_periodically
 from wams.pdc.concentrator import DataPath, DataPathOptions
 from wams.pdc.link import Link
 from wams.pdc.output import OutputServer
@@ -345,5 +346,10 @@ async def run_pdc(stop: asyncio.Event, shard: int = 0, shards: int = 1) -> None:
     run_startup()  # apps plug in here, e.g. detection's fast detectors on every aligned snapshot
     freeze_startup_objects()
     concentrator = Concentrator(shard, shards, PdcOptions.from_settings())
-    await concentrator.run(stop)
+    trimmer = asyncio.create_task(trim_periodically(stop))  # hand freed malloc pages back (wams.memory)
+    try:
+        await concentrator.run(stop)
+    finally:
+        trimmer.cancel()
+        await asyncio.gather(trimmer, return_exceptions=True)
     logger.info("pdc shard %d/%d stopped", shard, shards)
