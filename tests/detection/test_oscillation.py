@@ -118,6 +118,36 @@ def test_ringdown_of_a_poorly_damped_mode_alarms_within_10_s() -> None:
     assert nearest([e.mode for e in final], 0.5).damping_pct == pytest.approx(2.0, abs=1.0)
 
 
+def test_a_growing_burst_that_stops_after_5_s_is_not_a_poorly_damped_mode() -> None:
+    """One ringdown window fitting a burst is no alarm: consecutive windows must agree (6, 9 and 20 s)."""
+    rng = np.random.default_rng(5)
+    _, a1, f1 = ambient(WELL_DAMPED, 100.0, RATE_HZ, rng)
+    _, a3, f3 = ringdown([SyntheticMode(0.45, -5.0, 4.0, (1.0, -0.8, 0.3, -0.5))], 40.0, RATE_HZ, rng)
+    burst = int(5 * RATE_HZ)
+    a3[burst:], f3[burst:] = a1[: a3.shape[0] - burst], f1[: f3.shape[0] - burst]
+    monitor, found = run_monitor(np.vstack([a1[:3600], a3]), np.vstack([f1[:3600], f3]))
+    assert any(e.source.startswith("ringdown") for e in monitor.estimates)  # it was analysed as a ringdown
+    assert [d for d in found if d.kind is DetectionKind.POORLY_DAMPED_OSCILLATION] == []
+
+
+def test_a_ringdown_mode_is_believed_only_above_the_usual_noise_and_at_two_pmus() -> None:
+    rng = np.random.default_rng(4)
+    _, a1, f1 = ambient(WELL_DAMPED, 60.0, RATE_HZ, rng)
+    monitor, _ = run_monitor(a1, f1)
+    monitor.trigger_ringdown(60.0)  # as the live system does after a fast detector fired
+    usual = monitor._usual_rms
+    assert usual is not None and np.isfinite(usual).all()
+    shape = np.array([1.0, 0.8, 0.3, 0.5] * 2)
+
+    def mode(amplitude: float, shape: np.ndarray) -> Mode:
+        return Mode(0.43, -21.6, amplitude * shape, np.zeros(shape.size), 0.9, reference_channel=0)
+
+    assert monitor.credible(mode(10.0 * usual[0], shape))
+    assert not monitor.credible(mode(0.5 * usual[0], shape))  # a fit to the noise
+    alone = np.array([1.0, 0.01, 0.01, 0.01] * 2)
+    assert not monitor.credible(mode(10.0 * usual[0], alone))  # one PMU: a gap filled or a bad channel
+
+
 def test_poorly_damped_ambient_mode_alarms_after_confirmation() -> None:
     modes = [SyntheticMode(0.35, 2.0, 1.0, (1.0, 0.8, -0.7, -1.0)), WELL_DAMPED[1]]
     _, angle, frequency = ambient(modes, 420.0, RATE_HZ, np.random.default_rng(8))

@@ -49,8 +49,12 @@ class OscillationConfig:
     trigger_padding_s: float = 1.0  # earlier data read so that the trigger's low-pass filter settles
     ringdown_delay_s: float = 0.5  # skip the switching transient itself
     ringdown_first_s: float = 6.0
+    ringdown_second_s: float = 9.0
     ringdown_final_s: float = 20.0
     ringdown_min_cycles: float = 1.5  # fewer cycles of a mode in the analysed window make a trend
+    ringdown_confirmations: int = 2  # consecutive ringdown windows (6, 9, 20 s) agreeing before an alarm
+    ringdown_min_snr: float = 2.0  # a mode's amplitude over its channel's usual in-band RMS, to be believed
+    ringdown_min_pmus: int = 2  # PMUs a ringdown mode must show at (relative magnitude >= 0.1)
     ambient_window_s: float = 300.0
     ambient_interval_s: float = 30.0
     ambient_confirmations: int = 3  # consecutive ambient analyses before an ambient alarm
@@ -136,7 +140,8 @@ class OscillationMonitor:
         )
         self._next_trigger_check_s = float("nan")
         self._ringdown_start_s = float("nan")
-        self._ringdown_stage = 0  # 0 idle, 1 waiting for the first estimate, 2 for the final one
+        self._ringdown_stage = 0  # 0 idle, 1 waiting for the first estimate, 2 the second, 3 the final one
+        self._usual_rms: FloatArray | None = None  # in-band RMS per channel before the ringdown started
         self._next_ambient_s = float("nan")
         self._next_forced_s = float("nan")
         self._start_s = float("nan")
@@ -188,6 +193,7 @@ class OscillationMonitor:
             if np.nanmax(ratio) >= cfg.trigger_ratio:
                 self._ringdown_start_s = now_s - cfg.trigger_window_s / 2.0 + cfg.ringdown_delay_s
                 self._ringdown_stage = 1
+                self._usual_rms = usual
                 return
         if self._ringdown_stage == 0:
             self._rms_history = [*self._rms_history[-239:], rms]
@@ -196,6 +202,8 @@ class OscillationMonitor:
         """Analyse the ringdown that starts at start_s (e.g. after a fast detector fired)."""
         self._ringdown_start_s = start_s + self.config.ringdown_delay_s
         self._ringdown_stage = 1
+        history = self._rms_history
+        self._usual_rms = np.median(np.asarray(history), axis=0) if len(history) >= 10 else None
 
     def _ringdown(self, now_s: float) -> list[Detection]:
         """Estimate ringdown modes once enough data has followed the trigger."""
@@ -204,10 +212,29 @@ class OscillationMonitor:
         if self._ringdown_stage == 1 and elapsed_s >= cfg.ringdown_first_s:
             self._ringdown_stage = 2
             return self._ringdown_estimate(now_s, "ringdown_first", final=False)
-        if self._ringdown_stage == 2 and elapsed_s >= cfg.ringdown_final_s:
+        if self._ringdown_stage == 2 and elapsed_s >= cfg.ringdown_second_s:
+            self._ringdown_stage = 3
+            return self._ringdown_estimate(now_s, "ringdown_second", final=False)
+        if self._ringdown_stage == 3 and elapsed_s >= cfg.ringdown_final_s:
             self._ringdown_stage = 0
             return self._ringdown_estimate(now_s, "ringdown", final=True)
         return []
+
+    def credible(self, mode: Mode) -> bool:
+        """Return whether a ringdown mode is a measured swing rather than a fit to noise or to filled gaps.
+
+        Its amplitude must stand `ringdown_min_snr` above its channel's usual in-band RMS (when that
+        is known) and it must show at `ringdown_min_pmus` PMUs or more (when there are that many).
+        """
+        cfg = self.config
+        usual = self._usual_rms
+        ref = mode.reference_channel
+        known = usual is not None and ref < usual.size and np.isfinite(usual[ref]) and usual[ref] > 0
+        if known and mode.amplitude < cfg.ringdown_min_snr * float(usual[ref]):  # type: ignore[index]
+            return False
+        together, against = mode.groups(self.tracker.channel_names)
+        pmus = self._pmus_of(together + against)
+        return len(pmus) >= min(cfg.ringdown_min_pmus, len(set(self.channel_pmu)))
 
     def _ringdown_estimate(self, now_s: float, source: str, *, final: bool) -> list[Detection]:
         """Estimate modes over the ringdown so far and update the alarms."""
@@ -238,7 +265,11 @@ class OscillationMonitor:
             for m in modes
             if all(abs(m.frequency_hz - s.frequency_hz) > cfg.match_fraction * s.frequency_hz for s in sustained)
         ]
-        found = self.tracker.update_modes(natural, now_s, start_s, "ringdown", confirmations=1, final=final)
+        # Alarms need a believable mode seen by consecutive windows: one fit alone (or a fit to noise) never alarms.
+        believed = [m for m in natural if self.credible(m)]
+        found = self.tracker.update_modes(
+            believed, now_s, start_s, "ringdown", confirmations=cfg.ringdown_confirmations, final=final
+        )
         if sustained:
             forced = [self._located(forced_from_mode(m)) for m in sustained]
             self.forced.extend((now_s, f) for f in forced)
