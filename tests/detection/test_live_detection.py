@@ -18,6 +18,7 @@ from wams.detection.models import DetectorSettings, Event
 from wams.detection.services import raise_event
 from wams.grid.models import Corridor, DeviceGroup
 from wams.pdc import hooks
+from wams.pdc.align import Snapshot
 from wams.pdc.livefeed import SnapshotView
 
 RATE_HZ = 30.0
@@ -40,7 +41,7 @@ def views(pmu_ids: list[int], frequency_hz: np.ndarray) -> list[SnapshotView]:
             voltage_magnitude_pu=np.ones(n),
             voltage_angle_deg=angle[k],
             stat=np.zeros(n, dtype=np.uint16),
-            snapshot=None,  # type: ignore[arg-type]  # the detectors read the arrays only
+            snapshot=Snapshot(round((EPOCH_S + k / RATE_HZ) * 1e6), {}, (), 0.0, 0.0),  # no decoded blocks
         )
         for k in range(frequency_hz.shape[0])
     ]

@@ -107,6 +107,7 @@ class LiveDetection:
             voltage_angle_deg=view.voltage_angle_deg,
             stat=view.stat,
             present=view.present | ~st.seen,
+            current_magnitude_a=self._currents(view, st.plan) if st.plan.currents else None,
         )
         found = st.bank.update(snapshot)
         for detection in found:
@@ -114,6 +115,18 @@ class LiveDetection:
             st.event_keys[detection.key] = event_key(detection, st.plan.pmu_ids)
             self._put(("detection", (detection, st.plan)))
         self._correlate(snapshot, found)
+
+    @staticmethod
+    def _currents(view: SnapshotView, plan: DetectorPlan) -> np.ndarray:
+        """Return the magnitudes (A) of the plan's line-current phasors in this snapshot (nan where absent)."""
+        samples = view.snapshot.samples
+        ids = plan.pmu_ids
+        out = np.full(len(plan.currents), np.nan)
+        for c, (i, k) in enumerate(plan.currents):
+            sample = samples.get(ids[i])
+            if sample is not None and k < len(sample.phasors):
+                out[c] = abs(sample.phasors[k])
+        return out
 
     def _correlate(self, snapshot: Snapshot, found: list[Detection]) -> None:
         """Feed the incident correlator; queue its reports after the detections they group."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,32 @@ class DetectorPlan:
     fingerprint: str  # changes whenever an input of the configuration changes
     topology: GridTopology = field(default_factory=lambda: GridTopology(lines=(), pmu_buses=()))
     sustained: SustainedConfig = field(default_factory=SustainedConfig)
+    #: (PMU index, phasor index in its data) of every line-current channel, in the bank's current order
+    currents: tuple[tuple[int, int], ...] = ()
+
+
+def current_channels(pmu_ids: Sequence[int]) -> list[tuple[int, int, str | None]]:
+    """Return (PMU index, phasor index, line name) of the line-current phasors of these PMUs, PMU by PMU.
+
+    A phasor's index in the PMU's data frame is its rank among the PMU's phasor channels (by order),
+    as the configuration frame lists them.
+    """
+    from wams.grid.models import Channel
+
+    index = {p: i for i, p in enumerate(pmu_ids)}
+    rows = (
+        Channel.objects.filter(pmu_id__in=pmu_ids, kind=Channel.Kind.PHASOR)
+        .order_by("pmu_id", "order")
+        .values_list("pmu_id", "measures", "line__name")
+    )
+    rank: Counter[int] = Counter()
+    found: list[tuple[int, int, str | None]] = []
+    for pmu_id, measures, line in rows:
+        position = rank[pmu_id]
+        rank[pmu_id] += 1
+        if measures == Channel.Measures.LINE_CURRENT:
+            found.append((index[pmu_id], position, line))
+    return sorted(found, key=lambda c: (c[0], c[1]))
 
 
 def default_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
@@ -108,6 +134,7 @@ def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
         if area and active[i]:
             areas.setdefault(area, []).append(i)
     groups = [areas[a] for a in sorted(areas)] if len(areas) >= 2 else []
+    currents = current_channels(pmu_ids)
     config = FastDetectorConfig(
         nominal_hz=float(nominal[0][0]) if nominal else 60.0,
         frequency=FrequencyConfig(
@@ -134,7 +161,12 @@ def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
             alarm_deg=np.array(alarm_deg),
             pickup_s=np.array([per_pmu[i].angle_pickup_s for i, _ in pairs]),
         ),
-        line_trip=LineTripConfig(angle_step_deg=np.where(active, column("line_trip_angle_step_deg"), np.inf)),
+        line_trip=LineTripConfig(
+            current_pmu_index=[c[0] for c in currents],
+            # A disabled PMU's currents never trip either.
+            min_current_a=np.array([10.0 if active[c[0]] else np.inf for c in currents]),
+            angle_step_deg=np.where(active, column("line_trip_angle_step_deg"), np.inf),
+        ),
         islanding=IslandingConfig(
             groups=groups,
             divergence_hz=float(default.islanding_divergence_hz),
@@ -157,10 +189,19 @@ def load_plan(pmu_ids: tuple[int, ...]) -> DetectorPlan:
             groups,
             active.tolist(),
             config.nominal_hz,
+            currents,
         )
     )
-    topology = load_topology(pmu_ids, pmus, config.nominal_hz)
-    return DetectorPlan(pmu_ids, config, names, fingerprint, topology, sustained_config(default))
+    topology = replace(load_topology(pmu_ids, pmus, config.nominal_hz), current_lines=tuple(c[2] for c in currents))
+    return DetectorPlan(
+        pmu_ids,
+        config,
+        names,
+        fingerprint,
+        topology,
+        sustained_config(default),
+        currents=tuple((c[0], c[1]) for c in currents),
+    )
 
 
 def sustained_config(default: Any) -> SustainedConfig:
