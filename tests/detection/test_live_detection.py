@@ -175,3 +175,29 @@ def test_stale_data_is_raised_for_a_pmu_that_stopped_not_for_one_that_never_repo
     (stale,) = applied
     assert (stale.kind.value, stale.pmu_indices) == ("stale_data", (1,))
     assert stale.start_time_s == pytest.approx(EPOCH_S + 2.0)
+
+
+def test_a_failing_correlator_is_logged_and_replaced_and_detection_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    reports: list[object] = []
+    detector = LiveDetection(
+        plan_loader=default_plan, apply=lambda d, p: None, apply_report=lambda *a: reports.append(a), tidy=None
+    )
+    stream = views([11, 12], dip(2, on=0))
+    detector(stream[0])
+    broken = detector.state.correlator
+    assert broken is not None
+
+    def fail(*args: object, **kwargs: object) -> list[object]:
+        raise ZeroDivisionError("a classification bug")
+
+    broken.update = fail  # type: ignore[method-assign]
+    try:
+        for view in stream[1:]:
+            detector(view)
+        assert detector.correlator_failures == 1
+        assert detector.state.correlator is not broken  # replaced once, then used for the rest
+        assert detector.snapshots == len(stream)
+        assert "incident correlator failed" in caplog.text
+    finally:
+        assert detector.drain(10.0)
+        detector.stop()

@@ -64,6 +64,7 @@ class LiveDetection:
         self.apply_report = apply_report
         self.run_token = f"{time.time():.3f}"
         self.incidents = 0
+        self.correlator_failures = 0
         self.tidy = tidy
         self.reload_s = reload_s
         self.started_at = dt.datetime.now(tz=dt.UTC)
@@ -133,7 +134,17 @@ class LiveDetection:
         st = self.state
         if st.correlator is None or st.plan is None or self.apply_report is None:
             return
-        for report in st.correlator.update(snapshot, found):
+        try:
+            reports = st.correlator.update(snapshot, found)
+        except Exception:
+            # A bug in one classification must not wedge every later one: log it and start over.
+            self.correlator_failures += 1
+            logger.exception(
+                "live detection: incident correlator failed (%d so far); restarted", self.correlator_failures
+            )
+            self._new_correlator()
+            return
+        for report in reports:
             self.incidents += 1
             keys = [st.event_keys[k] for k in report.symptoms if k in st.event_keys]
             correlation_key = f"live:{self.run_token}:{st.generation}:{report.number}"

@@ -243,6 +243,24 @@ def _drift_groups(m: Measures, config: ClassifyConfig) -> tuple[list[int], list[
     return (low, high) if len(low) < len(high) else (high, low)
 
 
+def island_drift(m: Measures, config: ClassifyConfig) -> tuple[frozenset[int], float] | None:
+    """Return the drifting island's PMUs and the drift (deg) between the groups, if two groups drifted apart."""
+    groups = _drift_groups(m, config)
+    if groups is None:
+        return None
+    island, rest = groups
+    with np.errstate(all="ignore"):
+        drift = abs(float(np.nanmean(m.angle_step_deg[island]) - np.nanmean(m.angle_step_deg[rest])))
+    return frozenset(island), drift
+
+
+def islanding_verdict(
+    symptoms: Sequence[Detection], m: Measures, topology: GridTopology, config: ClassifyConfig
+) -> Verdict | None:
+    """Return an islanding verdict of these symptoms and measures, or None (see `_islanding`)."""
+    return _islanding(symptoms, m, topology, config)
+
+
 def _islanding(
     symptoms: Sequence[Detection], m: Measures, topology: GridTopology, config: ClassifyConfig
 ) -> Verdict | None:
@@ -452,7 +470,8 @@ def _line_from_angles(m: Measures, topology: GridTopology) -> tuple[str | None, 
             seeds[bus] = 1 if m.angle_step_deg[i] > 0 else -1
     side = topology.nearest_pmu_side(seeds)
     bus_ahead, bus_behind = topology.pmu_buses[ahead], topology.pmu_buses[behind]
-    assert bus_ahead is not None and bus_behind is not None
+    if bus_ahead is None or bus_behind is None:  # PMUs not placed in the grid model
+        return None, bus_ahead if bus_ahead is not None else bus_behind
     from_ahead, from_behind = topology.hops_from([bus_ahead]), topology.hops_from([bus_behind])
     best: tuple[float, str, int] | None = None
     for name, a, b in topology.lines:

@@ -28,6 +28,8 @@ from wams.detection.analytics.incidents.classify import (
     Measures,
     Verdict,
     classify,
+    island_drift,
+    islanding_verdict,
     oscillation_verdict,
     refine_imbalance,
 )
@@ -53,6 +55,8 @@ K = DetectionKind
 IGNORED = {K.SYNC_LOSS, K.INVALID_DATA, K.STALE_DATA}
 OSCILLATIONS = {K.POORLY_DAMPED_OSCILLATION, K.FORCED_OSCILLATION}
 IMBALANCE = {IncidentKind.GENERATOR_TRIP, IncidentKind.LOAD_STEP}
+#: Incidents that may turn out to be an islanding once the parts' frequencies have had time to drift apart.
+MAY_ISLAND = IMBALANCE | {IncidentKind.LINE_TRIP}
 #: The incidents a sustained excursion of each quantity belongs to.
 SUSTAINED_HOSTS = {
     Quantity.FREQUENCY: IMBALANCE | {IncidentKind.ISLANDING},
@@ -65,12 +69,15 @@ SEVERITIES = ("info", "warning", "alarm", "critical")
 class CorrelatorConfig:
     """Grouping windows (seconds)."""
 
-    min_window_s: float = 0.5
-    quiet_s: float = 0.2
-    max_window_s: float = 0.8
+    min_window_s: float = 0.25
+    quiet_s: float = 0.15
+    max_window_s: float = 0.4
     end_hold_s: float = 5.0
     ringdown_s: float = 20.0
     keep_s: float = 30.0
+    island_watch_s: float = 10.0  # after its start a line trip or imbalance is re-measured for islands ...
+    island_check_s: float = 0.5  # ... this often
+    island_growth_deg: float = 2.0  # an island's drift grows this much between two checks (a swing does not)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     sustained: SustainedConfig = field(default_factory=SustainedConfig)
 
@@ -97,6 +104,9 @@ class _Incident:
     refined: bool = False
     ended: bool = False
     holds: set[str] = field(default_factory=set)  # sustained excursions keeping it active
+    evidence: list[Detection] = field(default_factory=list)  # the raised symptoms, for re-classification
+    next_island_check_s: float = 0.0
+    last_drift: tuple[frozenset[int], float] | None = None
 
 
 class IncidentCorrelator:
@@ -174,6 +184,8 @@ class IncidentCorrelator:
     def _fold(self, inc: _Incident, det: Detection) -> None:
         if det.key not in inc.symptoms:
             inc.symptoms.append(det.key)
+        if det.phase is DetectionPhase.RAISED and len(inc.evidence) < 200:
+            inc.evidence.append(det)
         self.owner[det.key] = inc
         if det.phase is DetectionPhase.RAISED:
             inc.open_keys.add(det.key)
@@ -213,6 +225,8 @@ class IncidentCorrelator:
         for inc in self.incidents:
             if inc.ended:
                 continue
+            if self._islanded(inc, now_s):
+                out.append(self._report(inc, IncidentPhase.UPDATED, now_s))
             settle_s = inc.started_s + self.config.classify.settle_to_s
             if inc.verdict.kind in IMBALANCE and not inc.refined and now_s >= settle_s:
                 inc.refined = True
@@ -276,6 +290,43 @@ class IncidentCorrelator:
         self.incidents.append(inc)
         self.sustained_host[change.quantity] = inc
         return self._report(inc, IncidentPhase.OPENED, change.at_s)
+
+    def _islanded(self, inc: _Incident, now_s: float) -> bool:
+        """Re-measure a line trip or imbalance for islands; True when it became an islanding.
+
+        The parts of a split grid drift apart over seconds, after the incident was named from its
+        first half second. An islanding is told from a swing by a drift that keeps growing with the
+        same PMUs on each side over two checks (or by the islanding detector's own symptom).
+        """
+        cfg = self.config
+        if inc.verdict.kind not in MAY_ISLAND or now_s > inc.started_s + cfg.island_watch_s:
+            return False
+        if now_s < inc.next_island_check_s:
+            return False
+        inc.next_island_check_s = now_s + cfg.island_check_s
+        window = self.history.window(inc.started_s - 2.0)
+        if window is None:
+            return False
+        m = Measures(window, inc.started_s, now_s)
+        drift = island_drift(m, cfg.classify)
+        previous, inc.last_drift = inc.last_drift, drift
+        detected = any(d.kind is K.ISLANDING for d in inc.evidence)
+        growing = (
+            drift is not None
+            and previous is not None
+            and drift[0] == previous[0]
+            and drift[1] >= previous[1] + cfg.island_growth_deg
+        )
+        if not (growing or detected):
+            return False
+        verdict = islanding_verdict(inc.evidence, m, self.topology, cfg.classify)
+        if verdict is None:
+            return False
+        verdict.figures["named_islanding_after_s"] = round(now_s - inc.started_s, 2)
+        verdict.figures["first_named"] = inc.verdict.kind.value
+        inc.verdict = verdict
+        inc.refined = True
+        return True
 
     def _refine(self, inc: _Incident, now_s: float) -> bool:
         """Measure a generation/load imbalance again once its frequency has settled."""
