@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import logging
 import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -250,6 +252,51 @@ def test_silent_device_is_marked_stale_then_reconnected() -> None:
         await device.stop()
 
     run(scenario)
+
+
+def link_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "wams.pdc.link"]
+
+
+def test_a_link_still_coming_up_logs_its_refused_connections_at_debug_only(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="wams.pdc.link")
+
+    async def scenario() -> None:
+        link = Link(spec(free_port(), free_port()), Recorder(), FAST)  # nobody listens: every try is refused
+        await with_link(link, lambda: asyncio.sleep(1.5))
+
+    run(scenario)
+    records = link_records(caplog)
+    assert len(records) >= 4  # two paths, tried again after each backoff
+    assert {r.levelno for r in records} == {logging.DEBUG}
+    assert all("path" in r.getMessage() and "Connect" in r.getMessage() for r in records)
+
+
+def test_a_link_down_a_while_logs_each_paths_failure_once_and_says_when_it_streams(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wams.pdc.link")
+    options = LinkOptions(connect_timeout_s=1.0, try_cfg3=False, backoff_max_s=0.3, report_down_after_s=0.5)
+
+    async def scenario() -> None:
+        port1, port2 = free_port(), free_port()
+        link = Link(spec(port1, port2), Recorder(), options)
+
+        async def body() -> None:
+            await asyncio.sleep(2.5)  # several rounds of retries past report_down_after_s
+            server = await start_pmu(stream_config(7, [pmu_block(7, "A")]), port=port2)
+            assert await wait_for(lambda: link.state is State.STREAMING, 5)
+            await server.stop()
+
+        await with_link(link, body)
+
+    run(scenario)
+    warnings = [r.getMessage() for r in link_records(caplog) if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings  # once per path, however many retries
+    assert {w.split("; ")[1].split(":")[0] for w in warnings} == {"path1", "path2"}
+    assert all(w.startswith("stream test stream: no data for ") for w in warnings)
+    infos = [r.getMessage() for r in link_records(caplog) if r.levelno == logging.INFO]
+    assert any(m.startswith("stream test stream: streaming on path2 after ") for m in infos), infos
 
 
 def test_disabled_stream_does_not_connect() -> None:

@@ -92,7 +92,9 @@ class Link:
         self._last_refetch_s = 0.0
         self._closing: asyncio.Task[None] | None = None
         self._close_reason = ""
-        self._path_errors: dict[int, str] = {}
+        self._path_errors: dict[int, str] = {}  # the failure last logged per path while down
+        self._down_since_s = time.monotonic()  # since start or since the last streaming session ended
+        self._down_reported = False
         self._interval_start_s = time.time()
         self._interval_frames = 0
         self._latency_sum_ms = 0.0
@@ -159,18 +161,35 @@ class Link:
         try:
             await self._session(path)
         except (ConnectionError, OSError, TimeoutError, C37118Error) as exc:
+            told = bool(self._close_reason)  # check() dropped it and said why
             reason = self._close_reason or f"{type(exc).__name__}: {exc}"
             self._close_reason = ""
-            error = f"{path.name}: {reason}"[:300]
-            # A device that stays away would log every retry: say it once, then quietly.
-            level = logging.DEBUG if self._path_errors.get(path.id) == reason else logging.INFO
-            self._path_errors[path.id] = reason
-            self.last_error = error
-            logger.log(level, "stream %s: %s", self.spec.name, error)
+            self.last_error = f"{path.name}: {reason}"[:300]
+            self._log_failure(path, reason, streamed=self.frames_received > frames_before, told=told)
         if self.frames_received > frames_before:
             self._path_errors.clear()
+            self._down_since_s = time.monotonic()
             return True
         return False
+
+    def _log_failure(self, path: PathSpec, reason: str, *, streamed: bool, told: bool) -> None:
+        """Log why a session ended: a lost stream at once; a link not up yet only once it has been down a while.
+
+        While the devices start (or a device stays away) every retry of every path fails: those
+        failures go to DEBUG until the link has been down `report_down_after_s`, then each path's
+        failure is logged once (again only when its reason changes).
+        """
+        if streamed:
+            level = logging.DEBUG if told else logging.INFO
+            logger.log(level, "stream %s: lost, reconnecting: %s", self.spec.name, self.last_error)
+            return
+        down_s = time.monotonic() - self._down_since_s
+        if down_s < self.options.report_down_after_s or self._path_errors.get(path.id) == reason:
+            logger.debug("stream %s: %s", self.spec.name, self.last_error)
+            return
+        self._path_errors[path.id] = reason
+        self._down_reported = True
+        logger.warning("stream %s: no data for %.0f s; %s", self.spec.name, down_s, self.last_error)
 
     def _make_client(self, path: PathSpec) -> PdcClient:
         """Return a client for one path of this stream."""
@@ -274,6 +293,11 @@ class Link:
             if self._has_streamed:
                 self.reconnects += 1  # streaming again after a loss
             self._has_streamed = True
+            if self._down_reported:
+                self._down_reported = False
+                down_s = time.monotonic() - self._down_since_s
+                path = self.path.name if self.path is not None else "?"
+                logger.info("stream %s: streaming on %s after %.0f s without data", self.spec.name, path, down_s)
         self._session_frames += 1
         self.frames_received += 1
         self._interval_frames += 1
@@ -326,7 +350,9 @@ class Link:
         silent = since > self.options.stale_reconnect_s and self.state in (State.STALE, State.CONFIGURING)
         if silent and (self._closing is None or self._closing.done()):
             self._close_reason = f"no data for {since:.1f} s"
-            logger.info("stream %s: %s, reconnecting", self.spec.name, self._close_reason)
+            # A stream that went quiet is news; a device that accepts but never sends is told by _log_failure.
+            level = logging.INFO if self.state is State.STALE else logging.DEBUG
+            logger.log(level, "stream %s: %s, reconnecting", self.spec.name, self._close_reason)
             self._closing = asyncio.get_running_loop().create_task(client.close(send_stop=True))
 
     def report(self, now_s: float) -> LinkReport:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -30,6 +33,7 @@ class LinkOptions:
     try_cfg3: bool = True
     cfg3_timeout_s: float = 0.5
     tls_ca_file: str = ""
+    report_down_after_s: float = 30.0  # a link not streaming yet logs its failures at DEBUG until then
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +69,60 @@ class LinkReport:
             "frames_late": self.frames_late,
             "gaps": self.gaps,
         }
+
+
+# How links are counted in the summary: the states of a link on its way up count as connecting.
+SUMMARY_GROUPS = {
+    State.STREAMING: "streaming",
+    State.CONNECTING: "connecting",
+    State.CONFIGURING: "connecting",
+    State.BACKING_OFF: "connecting",
+    State.STALE: "stale",
+    State.DISABLED: "disabled",
+}
+SUMMARY_ORDER = ("streaming", "connecting", "stale", "disabled")
+
+
+def summarize_states(states: Iterable[str]) -> tuple[str, bool]:
+    """Return a count of link states ("13 links: 9 streaming, 4 connecting") and whether every enabled one streams."""
+    counts = Counter(SUMMARY_GROUPS[State(state)] for state in states)
+    total = sum(counts.values())
+    if not total:
+        return "", False
+    parts = [f"{counts[group]} {group}" for group in SUMMARY_ORDER if counts[group]]
+    all_streaming = counts["streaming"] > 0 and counts["streaming"] + counts["disabled"] == total
+    return f"{total} link{'s' if total != 1 else ''}: " + ", ".join(parts), all_streaming
+
+
+class LinkSummary:
+    """Decide when to log the link count: while links come up, every `interval_s`; then when it changes.
+
+    During start-up (until every enabled link has streamed at once, or `startup_s` has passed) the
+    same count is repeated every `interval_s`, so the operator sees the system is still coming up.
+    Afterwards a count is logged only when it changes (at most every `interval_s` while it is not
+    back to all streaming), the "all streaming" count at once and once.
+    """
+
+    def __init__(self, started_s: float, interval_s: float = 5.0, startup_s: float = 120.0) -> None:
+        self.started_s = started_s
+        self.interval_s = interval_s
+        self.startup_s = startup_s
+        self.settled = False  # every enabled link has streamed at the same time
+        self._last_line = ""
+        self._last_s = -math.inf
+
+    def update(self, states: Iterable[str], now_s: float) -> str | None:
+        """Return the line to log now for these link states, or None."""
+        line, all_streaming = summarize_states(states)
+        if not line:
+            return None
+        due = now_s - self._last_s >= self.interval_s
+        if line == self._last_line:
+            starting = not self.settled and now_s - self.started_s < self.startup_s
+            if all_streaming or not starting or not due:
+                return None
+        elif not all_streaming and not due:
+            return None
+        self.settled = self.settled or all_streaming
+        self._last_line, self._last_s = line, now_s
+        return line

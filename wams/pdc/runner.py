@@ -23,7 +23,7 @@ from wams.memory import trim_periodically
 from wams.pdc.concentrator import DataPath, DataPathOptions
 from wams.pdc.link import Link
 from wams.pdc.output import OutputServer
-from wams.pdc.reports import LinkOptions, LinkReport, State
+from wams.pdc.reports import LinkOptions, LinkReport, LinkSummary, State
 from wams.pdc.sink import BlockSink, HistorianSink, SinkQueue
 from wams.pdc.specs import OutputSpec, StreamSpec
 
@@ -48,6 +48,7 @@ class PdcOptions:
     state_write_s: float = 1.0
     release_tick_max_s: float = 0.05
     check_tick_s: float = 0.1
+    summary_s: float = 5.0  # the link count is logged this often while links come up (LinkSummary)
     shutdown_timeout_s: float = 10.0
 
     @classmethod
@@ -134,6 +135,7 @@ class Concentrator:
         self.outputs: dict[int, OutputServer] = self.data.outputs
         self.output_specs: dict[int, OutputSpec] = {}
         self.model_loaded = asyncio.Event()
+        self.summary = LinkSummary(time.monotonic(), self.options.summary_s)
 
     # lifecycle -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -145,6 +147,7 @@ class Concentrator:
             self._every(1.0 / self.options.live_rate_hz, self.publish_live, "live update"),
             self._every(self.options.recent_push_s, self.push_recent, "recent window"),
             self._every(self.options.state_write_s, self.write_link_states, "link states"),
+            self._every(1.0, self.log_link_summary, "link summary"),
             self.sink.run(),
         ]
         tasks = [asyncio.create_task(coro) for coro in loops]
@@ -299,6 +302,13 @@ class Concentrator:
                 await self.sink.sink.push_recent(recent)
             except Exception as exc:  # noqa: BLE001 - the recent window is best effort
                 logger.warning("pdc: recent window push failed: %s", exc)
+
+    def log_link_summary(self) -> None:
+        """Log how many links stream, when LinkSummary says it is news."""
+        line = self.summary.update([link.state for link in self.links.values()], time.monotonic())
+        if line is not None:
+            where = "pdc" if self.shards == 1 else f"pdc shard {self.shard}/{self.shards}"
+            logger.info("%s: %s", where, line)
 
     def _reports(self) -> list[LinkReport]:
         """Return every link's report for the interval now ending."""

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from wams import topology
+from wams import topology, welcome
 
 
 class Command(BaseCommand):
@@ -74,6 +74,12 @@ class Command(BaseCommand):
             f"Running {', '.join(entry.name for entry in entries)} under supervisord (Ctrl-C stops them all); "
             f"status: supervisorctl -c {config_path} status"
         )
+        if any(entry.name == "web" for entry in entries):
+            lines = welcome.banner(
+                f"http://127.0.0.1:{settings.WAMS_HTTP_PORT}/",
+                scenario_command="manage.py simulate_grid --scenario line_trip@60 (in place of the Procfile's sim)",
+            )
+            self.stdout.write("\n".join(lines))
         self.stdout.flush()
         self.exec_supervisord(config_path)
 
