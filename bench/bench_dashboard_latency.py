@@ -36,8 +36,8 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from dashboards.synthetic import SyntheticGrid  # noqa: E402
 from tests.dashboards import livesite  # noqa: E402
+from tests.dashboards.synthetic import SyntheticGrid  # noqa: E402
 from wams.grid.models import Organisation, Pmu, Stream, Substation  # noqa: E402
 
 

@@ -13,10 +13,10 @@ import pytest
 from django.core.management import call_command
 
 from dashboards import history
-from dashboards.synthetic import SyntheticGrid
 from tests.conftest import make_organisation, make_pmu, make_stream, make_substation, make_user
 from tests.dashboards import livesite
 from tests.dashboards.livesite import Site
+from tests.dashboards.synthetic import SyntheticGrid
 from wams.detection.models import Event
 from wams.grid.loaders import load_demo_topology
 from wams.grid.models import ControllableDevice, Organisation, Pmu, Substation

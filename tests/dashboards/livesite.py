@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.test import override_settings
 
-from dashboards.synthetic import SyntheticGrid, link_payloads, run_feed
+from tests.dashboards.synthetic import SyntheticGrid, feed_live
 from wams import live
 from wams.grid.models import Pmu
 
@@ -194,20 +194,9 @@ class Feed:
     async def run(self) -> int:
         """Feed until stopped."""
         self.stop_event = asyncio.Event()
-        links = asyncio.ensure_future(self.links(self.stop_event))
-        sent = await run_feed(
-            self.grid, self.stop_event, wait_time_ms=self.wait_time_ms, on_publish=self.published.append
+        return await feed_live(
+            self.grid, self.streams, self.stop_event, wait_time_ms=self.wait_time_ms, on_publish=self.published.append
         )
-        await links
-        return sent
-
-    async def links(self, stop: asyncio.Event) -> None:
-        """Publish a link state per stream every second."""
-        while not stop.is_set():
-            for payload in link_payloads(self.streams, rate_fps=float(self.grid.rate_fps)):
-                await live.apublish(live.GROUP_LINKS, live.EVENT_LINK, payload)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
 
     def publish(self, group: str, event_type: str, payload: dict[str, Any]) -> None:
         """Publish one event from the feed's loop."""

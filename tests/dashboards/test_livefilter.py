@@ -8,7 +8,7 @@ from dashboards.livefilter import (
     pick_indices,
     thin_to_grid,
 )
-from dashboards.synthetic import SyntheticGrid, instants_between
+from tests.dashboards.synthetic import SyntheticGrid, instants_between
 
 
 def payload(t, pmus):

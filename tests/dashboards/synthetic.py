@@ -1,6 +1,7 @@
-"""A synthetic live feed in the pdc's snapshot format, to drive the pages without field devices.
+"""A fake pdc for the pages: a synthetic live feed in the pdc's snapshot and link formats, no field devices.
 
-Used by the browser tests, the latency benchmark, the screenshots and `manage.py feed_live`.
+Used by the browser tests, the latency benchmark and the screenshots (through `livesite.Feed`). It
+lives with the tests: the pages never publish to the channel layer, only `wams.live` does.
 """
 
 from __future__ import annotations
@@ -111,6 +112,36 @@ async def run_feed(
             last_s = float(t_s[-1])
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0 / publish_hz)
+    return sent
+
+
+async def publish_link_states(
+    streams: Collection[tuple[int, str]],
+    stop: asyncio.Event,
+    *,
+    rate_fps: float = 30.0,
+    publish: Callable[[str, str, dict[str, Any]], Any] = live.apublish,
+) -> None:
+    """Publish a streaming link state per (stream id, name) every second, as the pdc does, until stopped."""
+    while not stop.is_set():
+        for payload in link_payloads(streams, rate_fps=rate_fps):
+            await publish(live.GROUP_LINKS, live.EVENT_LINK, payload)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+async def feed_live(
+    grid: SyntheticGrid,
+    streams: Collection[tuple[int, str]],
+    stop: asyncio.Event,
+    *,
+    wait_time_ms: float = 100.0,
+    on_publish: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Publish snapshots and link states like the pdc until stopped; return how many snapshots were sent."""
+    links = asyncio.ensure_future(publish_link_states(streams, stop, rate_fps=float(grid.rate_fps)))
+    sent = await run_feed(grid, stop, wait_time_ms=wait_time_ms, on_publish=on_publish)
+    await links
     return sent
 
 
