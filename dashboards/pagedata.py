@@ -18,6 +18,7 @@ from wams.detection.services import event_payload, redact_event
 from wams.grid.models import Corridor, Pmu
 from wams.grid.services import AnyUser, Visibility, user_visibility
 from wams.pdc.models import LinkState
+from wams.pdc.reports import link_payload
 
 logger = logging.getLogger(__name__)
 
@@ -66,29 +67,10 @@ def substation_rows(pmus: list[Pmu]) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda row: row["name"])
 
 
-def link_row(link: LinkState) -> dict[str, Any]:
-    """Describe one link in the live EVENT_LINK shape."""
-    return {
-        "stream_id": link.stream_id,
-        "stream": link.stream.name,
-        "state": link.state,
-        "path": link.path.name if link.path is not None else None,
-        "rate_fps": link.rate_fps,
-        "latency_ms": link.latency_ms,
-        "frames_received": link.frames_received,
-        "frames_bad": link.frames_bad,
-        "frames_late": link.frames_late,
-        "gaps": link.gaps,
-        "reconnects": link.reconnects,
-        "last_frame_at": link.last_frame_at.isoformat() if link.last_frame_at else None,
-        "updated_at": link.updated_at.isoformat(),
-    }
-
-
 def link_rows(stream_ids: set[int]) -> dict[str, dict[str, Any]]:
-    """Return the stored link state of the streams, keyed by stream id."""
+    """Return the stored link state of the streams, keyed by stream id, in the live EVENT_LINK shape."""
     links = LinkState.objects.filter(stream_id__in=stream_ids).select_related("stream", "path")
-    return {str(link.stream_id): link_row(link) for link in links}
+    return {str(link.stream_id): link_payload(link.report()) for link in links}
 
 
 def alarm_row(event: Event, visible_pmu_ids: set[int], visibility: Visibility) -> dict[str, Any]:

@@ -54,24 +54,16 @@ def check_workers() -> dict[str, Any]:
 def check_links() -> dict[str, Any]:
     """Summarise pdc link states from the database."""
     from wams.pdc.models import LinkState
+    from wams.pdc.reports import link_payload
 
     try:
-        rows = list(LinkState.objects.select_related("stream").order_by("stream__name"))
+        rows = list(LinkState.objects.select_related("stream", "path").order_by("stream__name"))
     except Exception as exc:  # noqa: BLE001 - database down is reported by check_database
         return {"status": "unknown", "error": str(exc)[:200]}
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
-    links = [
-        {
-            "stream": row.stream.name,
-            "state": row.state,
-            "rate_fps": round(row.rate_fps, 2),
-            "latency_ms": row.latency_ms,
-            "updated_at": row.updated_at.isoformat(),
-        }
-        for row in rows
-    ]
+    links = [{**link_payload(row.report()), "updated_at": row.updated_at.isoformat()} for row in rows]
     status = "up" if rows and counts.get("streaming", 0) == len(rows) else ("degraded" if rows else "none")
     return {"status": status, "counts": counts, "links": links}
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from wams import live
+from wams.pdc.reports import LinkReport, link_payload
 
 NOMINAL_HZ = 60.0
 
@@ -148,19 +149,26 @@ async def feed_live(
 def link_payloads(
     streams: Collection[tuple[int, str]], state: str = "streaming", rate_fps: float = 30.0
 ) -> list[dict[str, Any]]:
-    """Return EVENT_LINK payloads for (stream id, name) pairs."""
+    """Return EVENT_LINK payloads for (stream id, name) pairs, built as the pdc builds them."""
+    now_s = time.time()
     return [
-        {
-            "stream_id": stream_id,
-            "stream": name,
-            "state": state,
-            "path": "fibre",
-            "rate_fps": rate_fps,
-            "latency_ms": 12.0,
-            "frames_received": 1000,
-            "frames_bad": 0,
-            "frames_late": 0,
-            "gaps": 0,
-        }
+        link_payload(
+            LinkReport(
+                stream_id=stream_id,
+                stream_name=name,
+                state=state,
+                path_id=None,
+                path_name="fibre",
+                rate_fps=rate_fps,
+                latency_ms=12.0,
+                frames_received=1000,
+                frames_bad=0,
+                frames_late=0,
+                gaps=0,
+                reconnects=0,
+                last_frame_at_s=now_s,
+                last_error="",
+            )
+        )
         for stream_id, name in streams
     ]

@@ -136,7 +136,7 @@ def test_streams_are_aligned_stored_once_published_and_their_link_states_written
     link_event = published.of(live.EVENT_LINK)[-1]
     assert set(link_event) == {
         "stream_id", "stream", "state", "path", "rate_fps", "latency_ms",
-        "frames_received", "frames_bad", "frames_late", "gaps",
+        "frames_received", "frames_bad", "frames_late", "gaps", "reconnects", "last_frame_at", "last_error",
     }  # fmt: skip
     streaming = [e for e in published.of(live.EVENT_LINK) if e["state"] == "streaming"]
     assert streaming and 20 < max(e["rate_fps"] for e in streaming) < 40

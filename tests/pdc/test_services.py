@@ -169,3 +169,25 @@ def test_output_members_must_share_a_rate_divisible_by_the_output_rate() -> None
     pmu_b.refresh_from_db()
     with pytest.raises(ValidationError):
         check_output_members(10, [pmu_a, pmu_b])
+
+
+def test_a_link_shows_the_same_dict_live_on_its_page_and_when_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboards import pagedata
+    from wams import live
+    from wams.pdc import services
+    from wams.pdc.reports import link_payload
+
+    stream, _ = provision(20001, 11)
+    fibre = stream.paths.get(name="fibre")
+    pdc_report = report(stream, path_id=fibre.id, path_name="fibre", rate_fps=29.987, latency_ms=12.345, reconnects=2)
+    live_payload = link_payload(pdc_report)  # what the pdc publishes as EVENT_LINK
+    write_link_states([pdc_report])
+    published: list[dict[str, object]] = []
+    monkeypatch.setattr(live, "publish", lambda group, event_type, payload: published.append(payload))
+
+    page = pagedata.link_rows({stream.id})[str(stream.id)]  # what a page loads
+    services.mark_stream_switched(None, stream.id, enabled=True)  # what the service publishes
+
+    assert page == published[0] == live_payload
+    assert page["last_frame_at"] == "2023-11-14T22:13:20.500000+00:00"
+    assert (page["path"], page["rate_fps"], page["latency_ms"], page["reconnects"]) == ("fibre", 29.99, 12.35, 2)

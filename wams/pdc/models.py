@@ -15,6 +15,7 @@ from wams.grid.models import (
     Pmu,
     Stream,
 )
+from wams.pdc.reports import LinkReport
 
 
 class LinkState(models.Model):
@@ -48,6 +49,25 @@ class LinkState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream}: {self.state}"
+
+    def report(self) -> LinkReport:
+        """Return the row as the pdc's LinkReport (needs `stream` and `path`; select_related them)."""
+        return LinkReport(
+            stream_id=self.stream_id,
+            stream_name=self.stream.name,
+            state=self.state,
+            path_id=self.path_id,
+            path_name=self.path.name if self.path is not None else "",
+            rate_fps=self.rate_fps,
+            latency_ms=self.latency_ms,
+            frames_received=self.frames_received,
+            frames_bad=self.frames_bad,
+            frames_late=self.frames_late,
+            gaps=self.gaps,
+            reconnects=self.reconnects,
+            last_frame_at_s=self.last_frame_at.timestamp() if self.last_frame_at is not None else None,
+            last_error=self.last_error,
+        )
 
 
 class OutputStream(models.Model):

@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 
 class State(enum.StrEnum):
@@ -55,20 +56,25 @@ class LinkReport:
     last_frame_at_s: float | None
     last_error: str
 
-    def payload(self) -> dict[str, object]:
-        """Return the EVENT_LINK payload of wams.live."""
-        return {
-            "stream_id": self.stream_id,
-            "stream": self.stream_name,
-            "state": self.state,
-            "path": self.path_name or None,
-            "rate_fps": round(self.rate_fps, 2),
-            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 2),
-            "frames_received": self.frames_received,
-            "frames_bad": self.frames_bad,
-            "frames_late": self.frames_late,
-            "gaps": self.gaps,
-        }
+
+def link_payload(report: LinkReport) -> dict[str, object]:
+    """Return what is shown of one link (the EVENT_LINK payload): pages, the API and websockets all use it."""
+    last_frame_at = report.last_frame_at_s
+    return {
+        "stream_id": report.stream_id,
+        "stream": report.stream_name,
+        "state": report.state,
+        "path": report.path_name or None,
+        "rate_fps": round(report.rate_fps, 2),
+        "latency_ms": None if report.latency_ms is None else round(report.latency_ms, 2),
+        "frames_received": report.frames_received,
+        "frames_bad": report.frames_bad,
+        "frames_late": report.frames_late,
+        "gaps": report.gaps,
+        "reconnects": report.reconnects,
+        "last_frame_at": None if last_frame_at is None else datetime.fromtimestamp(last_frame_at, tz=UTC).isoformat(),
+        "last_error": report.last_error,
+    }
 
 
 # How links are counted in the summary: the states of a link on its way up count as connecting.

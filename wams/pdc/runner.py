@@ -23,7 +23,7 @@ from wams.memory import trim_periodically
 from wams.pdc.concentrator import DataPath, DataPathOptions
 from wams.pdc.link import Link
 from wams.pdc.output import OutputServer
-from wams.pdc.reports import LinkOptions, LinkReport, LinkSummary, State
+from wams.pdc.reports import LinkOptions, LinkReport, LinkSummary, State, link_payload
 from wams.pdc.sink import BlockSink, HistorianSink, SinkQueue
 from wams.pdc.specs import OutputSpec, StreamSpec
 
@@ -322,7 +322,7 @@ class Concentrator:
             return
         await self.write_states(reports, self.shard)
         for report in reports:
-            await self.publish(live.GROUP_LINKS, live.EVENT_LINK, report.payload())
+            await self.publish(live.GROUP_LINKS, live.EVENT_LINK, link_payload(report))
 
 
 def freeze_startup_objects() -> None:

@@ -15,7 +15,7 @@ from django.db.models.functions import Mod
 from wams import live
 from wams.grid.models import Channel, CommunicationPath, Pmu, Stream, phasor0_bus_kv_by_pmu
 from wams.pdc.models import LinkState, OutputStream
-from wams.pdc.reports import LinkReport
+from wams.pdc.reports import LinkReport, link_payload
 from wams.pdc.specs import OutputChannelSpec, OutputPmuSpec, OutputSpec, PathSpec, PmuSpec, StreamSpec
 
 logger = logging.getLogger(__name__)
@@ -231,20 +231,4 @@ def mark_stream_switched(sender: object, stream_id: int, enabled: bool, **kwargs
         state.state = LinkState.State.DISABLED
         state.rate_fps = 0.0
         state.save(update_fields=["state", "rate_fps", "updated_at"])
-    live.publish(live.GROUP_LINKS, live.EVENT_LINK, link_payload(state))
-
-
-def link_payload(state: LinkState) -> dict[str, object]:
-    """Return the EVENT_LINK payload of a LinkState row."""
-    return {
-        "stream_id": state.stream_id,
-        "stream": state.stream.name,
-        "state": state.state,
-        "path": state.path.name if state.path is not None else None,
-        "rate_fps": round(state.rate_fps, 2),
-        "latency_ms": None if state.latency_ms is None else round(state.latency_ms, 2),
-        "frames_received": state.frames_received,
-        "frames_bad": state.frames_bad,
-        "frames_late": state.frames_late,
-        "gaps": state.gaps,
-    }
+    live.publish(live.GROUP_LINKS, live.EVENT_LINK, link_payload(state.report()))
