@@ -149,13 +149,25 @@ def test_voltage_sag_reports_depth_and_duration() -> None:
 def test_voltage_dip_shorter_than_pickup_is_ignored_and_swell_is_raised() -> None:
     t = times(4.0)
     v = np.ones((t.size, 2))
-    v[60:62, 0] = 0.5  # two samples: 33 ms < 50 ms pickup
+    v[60:62, 0] = 0.8  # two samples: 33 ms < 50 ms pickup, above the alarm level
     v[120:180, 1] = 1.15
     found = FastDetectorBank(2).update_block(make_block(t, np.full((t.size, 2), 60.0), voltage_magnitude_pu=v))
     assert of_kind(found, DetectionKind.VOLTAGE_SAG) == []
     (swell,) = of_kind(found, DetectionKind.VOLTAGE_SWELL)
     assert swell.pmu_indices == (1,)
     assert swell.severity is Severity.WARNING
+
+
+def test_a_sag_below_the_alarm_level_raises_on_its_first_frame() -> None:
+    """A fault cleared in three cycles dips two frames: the instantaneous element takes it, the pickup would not."""
+    t = times(4.0)
+    v = np.ones((t.size, 2))
+    v[60:62, 0] = 0.5
+    found = FastDetectorBank(2).update_block(make_block(t, np.full((t.size, 2), 60.0), voltage_magnitude_pu=v))
+    (sag,) = of_kind(found, DetectionKind.VOLTAGE_SAG)
+    assert sag.pmu_indices == (0,) and sag.severity is Severity.ALARM
+    assert sag.detected_time_s == pytest.approx(t[60])  # no pickup wait
+    assert sag.start_time_s == pytest.approx(t[60])
 
 
 def test_angle_separation_between_a_configured_pair() -> None:

@@ -66,8 +66,13 @@ class ConditionLatch:
         on: BoolArray,
         off: BoolArray,
         values: dict[str, FloatArray] | None = None,
+        instant: BoolArray | None = None,
     ) -> list[Transition]:
-        """Advance through rows; timestamps (n_time,), on/off/values (n_time, n_elements)."""
+        """Advance through rows; timestamps (n_time,), on/off/values (n_time, n_elements).
+
+        Where `instant` (n_time, n_elements) holds, a condition that is on raises at once, without
+        waiting for its pickup time (e.g. a sag deep enough that only a fault gives it).
+        """
         values = values or {}
         active_rows = np.flatnonzero(on.any(axis=1))
         transitions: list[Transition] = []
@@ -80,11 +85,14 @@ class ConditionLatch:
                     break
                 row = int(active_rows[k])
             current = {name: arr[row] for name, arr in values.items()}
-            transitions.extend(self._step(float(timestamp_s[row]), on[row], off[row], current))
+            now = instant[row] if instant is not None else None
+            transitions.extend(self._step(float(timestamp_s[row]), on[row], off[row], current, now))
             row += 1
         return transitions
 
-    def _step(self, t: float, on: BoolArray, off: BoolArray, current: dict[str, FloatArray]) -> list[Transition]:
+    def _step(
+        self, t: float, on: BoolArray, off: BoolArray, current: dict[str, FloatArray], instant: BoolArray | None = None
+    ) -> list[Transition]:
         """Advance one row."""
         self._last_time_s, self._last_current = t, current
         out: list[Transition] = []
@@ -102,7 +110,10 @@ class ConditionLatch:
             for name in self.tracked:
                 self.extreme[name][lost] = np.nan
         self._track((was_raised & ~off) | (pending & on), current)
-        fire = pending & on & (t - self.pending_since_s >= self.pickup_s - _EPS_S)
+        due = t - self.pending_since_s >= self.pickup_s - _EPS_S
+        if instant is not None:
+            due = due | instant
+        fire = pending & on & due
         for element in np.flatnonzero(fire):
             self.raised[element] = True
             self.start_time_s[element] = self.pending_since_s[element]
