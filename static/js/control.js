@@ -1,7 +1,9 @@
 /* Control pages: select -> confirm with a reason -> execute, with live device state.
-   Live updates come over /ws/control/; without a websocket the page polls the JSON endpoints. */
+   Live updates come over /ws/control/ through the one live client (wams-live.js, loaded first);
+   while that websocket is down the page polls the JSON endpoints. */
 (function () {
   "use strict";
+  const WAMS = window.WAMS;
 
   const POLL_STATE_MS = 2000;
   const POLL_COMMAND_MS = 300;
@@ -33,27 +35,18 @@
 
   function withId(template, id) { return template.replace("/0/", "/" + id + "/"); }
 
-  /* Live channel: a websocket with reconnect; listeners get every control payload. */
+  /* Live channel: the live client on /ws/control/ (its reconnect rules); listeners get every control payload. */
   const listeners = [];
   let socket = null;
-  let socketOpen = false;
-  let backoffMs = 1000;
 
   function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    try { socket = new WebSocket(scheme + window.location.host + "/ws/control/"); } catch (err) { return; }
-    socket.onopen = function () { socketOpen = true; backoffMs = 1000; };
-    socket.onmessage = function (message) {
-      let data;
-      try { data = JSON.parse(message.data); } catch (err) { return; }
-      if (data.type === "control") { listeners.forEach(function (fn) { fn(data); }); }
-    };
-    socket.onclose = function () {
-      socketOpen = false;
-      window.setTimeout(connect, backoffMs);
-      backoffMs = Math.min(backoffMs * 2, 30000);
-    };
+    socket = WAMS.live(
+      { control: function (data) { listeners.forEach(function (fn) { fn(data); }); } },
+      { path: "/ws/control/", watchData: false }
+    );
   }
+
+  function socketOpen() { return socket !== null && socket.connected; }
 
   /* Device state cells in tables (control list, substation pages). */
   function updateCells(deviceId, state) {
@@ -148,7 +141,7 @@
       executing = true;
       executeButton.disabled = true;
       showProgress("executing", "sent to the device");
-      const poller = socketOpen ? null : window.setInterval(async function () {
+      const poller = socketOpen() ? null : window.setInterval(async function () {
         try {
           const status = await getJson(withId(panel.dataset.commandUrl, id));
           if (executing) { showProgress(status.state, status.detail); }
@@ -189,7 +182,7 @@
     });
 
     window.setInterval(async function () {
-      if (socketOpen || executing) { return; }
+      if (socketOpen() || executing) { return; }
       try {
         const data = await getJson(panel.dataset.stateUrl);
         showState(data.device_state, data.updated_at ? new Date(data.updated_at) : null);

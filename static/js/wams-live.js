@@ -1,9 +1,11 @@
 /* Live websocket with reconnect and backoff, a server-corrected clock and stale detection.
  *
  * Every live page loads this first.  A page calls WAMS.live(handlers) once; handlers receive the
- * server's messages (hello, snapshot, channels, link, alarm, control, replay_end) and
+ * server's messages (hello, snapshot, channels, link, alarm, control, incident, replay_end) and
  * `stale(staleIds, pageState)` whenever freshness changes.  Staleness compares measurement
  * timestamps with the (server-corrected, or replay) clock: old data is never shown as live.
+ * WAMS.live(handlers, {path, watchData}) takes another websocket (the control pages' /ws/control/)
+ * and, with watchData false, counts the page live while connected (no measurements to watch).
  */
 (function () {
   "use strict";
@@ -68,9 +70,11 @@
   };
 
   class LiveSocket {
-    constructor(handlers) {
+    constructor(handlers, options) {
       this.handlers = handlers || {};
+      options = options || {};
       this.config = WAMS.config;
+      this.watchData = options.watchData !== undefined ? options.watchData : this.config.watch_data !== false;
       this.staleAfter = this.config.stale_after_s || 2;
       this.offset = 0; // server clock minus browser clock (s)
       this.replay = null; // {clock, at, speed} while replaying
@@ -80,10 +84,10 @@
       this.pmuLast = {}; // pmu id -> newest measurement timestamp with a frequency value
       this.staleKey = null;
       this.pageState = "connecting";
-      const replay = WAMS.replayQuery();
-      this.path = replay ? "/ws/replay/?" + replay.toString() : this.config.ws_path;
-      if (handlers.pointsPerS) {
-        this.path += (this.path.includes("?") ? "&" : "?") + "points=" + handlers.pointsPerS;
+      const replay = options.path ? null : WAMS.replayQuery();
+      this.path = options.path || (replay ? "/ws/replay/?" + replay.toString() : this.config.ws_path);
+      if (this.handlers.pointsPerS) {
+        this.path += (this.path.includes("?") ? "&" : "?") + "points=" + this.handlers.pointsPerS;
       }
       this.statusNode = document.getElementById("live-status");
       this.clockNode = document.getElementById("clock");
@@ -200,7 +204,7 @@
       let state;
       if (this.ended) state = "ended";
       else if (!this.connected) state = this.attempts ? "disconnected" : "connecting";
-      else if (this.config.watch_data === false) state = "live";
+      else if (!this.watchData) state = "live";
       else if (newest === null || now - newest > this.staleAfter) state = "stale";
       else state = this.replay ? "replay" : "live";
       if (state !== this.pageState) this.setState(state);
@@ -221,8 +225,8 @@
     }
   }
 
-  WAMS.live = function (handlers) {
-    WAMS.socket = new LiveSocket(handlers);
+  WAMS.live = function (handlers, options) {
+    WAMS.socket = new LiveSocket(handlers, options);
     return WAMS.socket;
   };
 
