@@ -517,3 +517,137 @@ def alarm_list(
             if len(out) >= limit:
                 break
     return out
+
+
+# Oscillation incidents ---------------------------------------------------------------------------------
+#: Oscillation symptoms starting this soon after a fast disturbance's start are its ringdown.
+RINGDOWN_S = 20.0
+#: Oscillation symptoms of one kind starting this close together are one oscillation (several modes fitted).
+OSCILLATION_GROUP_S = 30.0
+DISTURBANCE_KINDS = ("fault", "line_trip", "generator_trip", "load_step", "islanding", "angle_separation")
+OSCILLATION_INCIDENT_KIND = {"poorly_damped_oscillation": "oscillation", "forced_oscillation": "forced_oscillation"}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _mode_place(event: Event) -> tuple[int | None, list[int]]:
+    """Return the bus where an oscillation is strongest (its amplitude channel's PMU) and its PMUs' buses."""
+    pmus = list(event.pmus.select_related("bus"))
+    buses = sorted({p.bus.number for p in pmus if p.bus is not None})
+    channel = str(event.quantities.get("amplitude_channel") or "")
+    station = channel.rsplit(":", 1)[0]
+    strongest = next((p for p in pmus if p.station_name == station and p.bus is not None), None)
+    return (strongest.bus.number if strongest is not None and strongest.bus else None), buses
+
+
+def _mode_figures(event: Event) -> dict[str, Any]:
+    q = event.quantities
+    damping = _number(q.get("damping_min_pct", q.get("damping_pct")))
+    return {
+        "mode_frequency_hz": round(_number(q.get("frequency_hz")) or 0.0, 4),
+        "damping_pct": round(damping, 2) if damping is not None else None,
+        "amplitude": _number(q.get("amplitude")),
+        "amplitude_channel": q.get("amplitude_channel"),
+        "analysis": q.get("analysis", ""),
+    }
+
+
+def record_oscillation(event: Event, *, raised: bool) -> Incident | None:
+    """Give an oscillation event of the monitoring workers its incident (or its clearing), once.
+
+    A ringdown starting within RINGDOWN_S of a fast disturbance belongs to that incident (its
+    evidence, with the mode in its figures); other oscillation events of one kind starting within
+    OSCILLATION_GROUP_S of each other are one oscillation incident, whose headline is the least damped
+    mode; the incident ends when its last event has cleared.
+    """
+    kind = OSCILLATION_INCIDENT_KIND.get(event.kind)
+    if kind is None:
+        return None
+    if not raised:
+        incident = event.incident
+        if incident is None or incident.kind != kind:
+            return incident
+        still = Event.objects.filter(incident=incident, state__in=(Event.State.RAISED, Event.State.ACKNOWLEDGED))
+        if still.exclude(pk=event.pk).exists():
+            return incident
+        return record_incident(
+            correlation_key=incident.correlation_key,
+            change=INCIDENT_ENDED,
+            kind=incident.kind,
+            severity=incident.severity,
+            started_at=incident.started_at,
+            detected_at=timezone.now(),
+            ended_at=event.ended_at or timezone.now(),
+            bus_number=incident.bus_number,
+            line_name=incident.line_name or None,
+            event_keys=[event.dedup_key],
+            source=incident.source,
+        )
+    if event.incident_id is not None:
+        return event.incident
+    start = event.started_at
+    host = (
+        Incident.objects.filter(kind__in=DISTURBANCE_KINDS)
+        .filter(
+            started_at__gte=start - dt.timedelta(seconds=RINGDOWN_S), started_at__lte=start + dt.timedelta(seconds=1)
+        )
+        .order_by("-started_at")
+        .first()
+    )
+    if host is not None and kind == "oscillation":
+        figures = {"ringdown": _mode_figures(event)}
+        Event.objects.filter(pk=event.pk).update(incident=host)
+        Incident.objects.filter(pk=host.pk).update(figures={**host.figures, **figures})
+        return host
+    sibling = (
+        Incident.objects.filter(kind=kind, state=Incident.State.ACTIVE)
+        .filter(started_at__gte=start - dt.timedelta(seconds=OSCILLATION_GROUP_S))
+        .order_by("-started_at")
+        .first()
+    )
+    bus, buses = _mode_place(event)
+    figures = _mode_figures(event) | {"mode_shape_pmu_buses": buses, "source_bus": bus}
+    if sibling is not None:
+        best = sibling.figures.get("damping_pct")
+        new = figures["damping_pct"]
+        keep_new = new is not None and (best is None or new < best)
+        merged = ({**sibling.figures, **figures} if keep_new else dict(sibling.figures)) | {
+            "modes_fitted": int(sibling.figures.get("modes_fitted", 1)) + 1
+        }
+        return record_incident(
+            correlation_key=sibling.correlation_key,
+            change=INCIDENT_UPDATED,
+            kind=kind,
+            severity=_worse(event.severity, sibling.severity),
+            started_at=min(sibling.started_at, start),
+            detected_at=timezone.now(),
+            bus_number=sibling.bus_number if not keep_new else bus,
+            location_method="mode_shape",
+            figures=merged,
+            summary=sibling.summary if not keep_new else _oscillation_summary(kind, figures),
+            event_keys=[event.dedup_key],
+            source=event.source,
+        )
+    return record_incident(
+        correlation_key=f"osc:{event.dedup_key}",
+        change=INCIDENT_OPENED,
+        kind=kind,
+        severity=event.severity,
+        started_at=start,
+        detected_at=event.created_at,
+        bus_number=bus,
+        location_method="mode_shape",
+        figures=figures,
+        summary=_oscillation_summary(kind, figures),
+        event_keys=[event.dedup_key],
+        source=event.source,
+    )
+
+
+def _oscillation_summary(kind: str, figures: dict[str, Any]) -> str:
+    name = "Forced oscillation" if kind == "forced_oscillation" else "Poorly damped oscillation"
+    damping = figures.get("damping_pct")
+    text = f"{name} {figures.get('mode_frequency_hz')} Hz"
+    return text + (f", damping {damping} %" if damping is not None and kind == "oscillation" else "")

@@ -10,11 +10,13 @@ from collections.abc import Sequence
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from wams.detection.analytics.offline import json_ready
 from wams.detection.analytics.oscillation import DampingLevels
 from wams.detection.analytics.types import FloatArray
+from wams.detection.incidents import record_oscillation
 from wams.detection.models import DetectorSettings, Event, OscillationAnalysis
 from wams.detection.oscillations.analysis import (
     FORCED,
@@ -211,6 +213,7 @@ def record_sightings(
         )
         if new:
             active.append(event)
+            record_oscillation(event, raised=True)
         seen.add(event.pk)
         raised += int(new)
     cleared = 0
@@ -223,9 +226,11 @@ def record_sightings(
         if event.kind == POORLY_DAMPED and not without_forced([_as_sighting(event)], forced_now, params):
             # First taken for an undamped mode, it is a forced oscillation: that event now stands for it.
             clear_event(event.dedup_key, ended_at=ended_at, quantities={"cleared_reason": "forced oscillation"})
+            record_oscillation(Event.objects.get(pk=event.pk), raised=False)
             cleared += 1
         elif now_s - last_seen_s > params.clear_after_s:
             clear_event(event.dedup_key, ended_at=ended_at)
+            record_oscillation(Event.objects.get(pk=event.pk), raised=False)
             cleared += 1
     return raised, cleared
 
@@ -264,7 +269,9 @@ def monitor_oscillations(now: dt.datetime | None = None, pmu_ids: Sequence[int] 
                     analysed_at=now, window_s=float(time_s[-1] - time_s[0]), n_pmus=len(with_data), modes=modes
                 )
     sightings += confirmed_ambient(now, params, with_data)
-    active_forced = list(Event.objects.filter(kind=FORCED, source=SOURCE, state__in=ACTIVE_STATES))
+    # A forced oscillation that ended within the window is still in the data a ringdown replay reads.
+    lingering = Q(state__in=ACTIVE_STATES) | Q(ended_at__gte=now - dt.timedelta(seconds=params.window_s))
+    active_forced = list(Event.objects.filter(lingering, kind=FORCED, source=SOURCE))
     sightings = without_forced(sightings, active_forced, params)
     OscillationAnalysis.objects.filter(analysed_at__lt=now - dt.timedelta(hours=1)).delete()
     with transaction.atomic():
