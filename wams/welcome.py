@@ -29,13 +29,13 @@ def demo_accounts() -> list[tuple[str, str]]:
     return [(username, role) for username, role, _org, _superuser in DEMO_ACCOUNTS if username in existing]
 
 
-def banner(base_url: str, *, scenario_command: str, manifest: Path | None = None) -> list[str]:
+def banner(base_url: str, *, scenario_command: str, scenario_note: str = "", manifest: Path | None = None) -> list[str]:
     """Return the start-up lines: the site, the login and its accounts, the Scenarios page and command."""
     base_url = base_url.rstrip("/")
     accounts = demo_accounts()
     login_url = base_url + reverse("login")
     if accounts:
-        who = ", ".join(f"{username} ({role})" for username, role in accounts)
+        who = ", ".join(username if username == role else f"{username} ({role})" for username, role in accounts)
         login = [
             f"  Log in:      {login_url} as {who}",
             "               with the passwords load_demo printed (`manage.py load_demo --password PW` sets new ones)",
@@ -49,7 +49,7 @@ def banner(base_url: str, *, scenario_command: str, manifest: Path | None = None
         f"WAMS on {base_url}/ (Ctrl-C stops)",
         *login,
         f"  Disturbance: {base_url}{reverse('dashboards:scenarios')} (as admin) starts one in the running simulator,",
-        f"               or from the start: `{scenario_command}`",
+        f"               or from the start: `{scenario_command}`{' ' + scenario_note if scenario_note else ''}",
         "               (`manage.py help simulate_grid` lists the scenarios)",
         f"  Links:       {base_url}{reverse('dashboards:pmus')}; the log counts them every few seconds until all stream",
     ]

@@ -55,7 +55,7 @@ def test_banner_says_where_to_log_in_with_which_accounts_and_how_to_start_a_dist
     django_user_model: object, settings: object
 ) -> None:
     make_user(django_user_model, "admin", username="admin")
-    make_user(django_user_model, "operator", username="operator")
+    make_user(django_user_model, "operator", username="dso-operator")
 
     lines = banner(
         "http://127.0.0.1:8000/",
@@ -65,7 +65,7 @@ def test_banner_says_where_to_log_in_with_which_accounts_and_how_to_start_a_dist
     text = "\n".join(lines)
 
     assert lines[0] == "WAMS on http://127.0.0.1:8000/ (Ctrl-C stops)"
-    assert "http://127.0.0.1:8000/accounts/login/ as admin (admin), operator (operator)" in text
+    assert "http://127.0.0.1:8000/accounts/login/ as admin, dso-operator (operator)\n" in text
     assert "viewer" not in text  # only the demo accounts that exist
     assert "http://127.0.0.1:8000/scenarios/ (as admin)" in text
     assert 'manage.py run_embedded --sim-args "--scenario line_trip@60"' in text

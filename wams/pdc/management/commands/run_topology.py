@@ -77,7 +77,8 @@ class Command(BaseCommand):
         if any(entry.name == "web" for entry in entries):
             lines = welcome.banner(
                 f"http://127.0.0.1:{settings.WAMS_HTTP_PORT}/",
-                scenario_command="manage.py simulate_grid --scenario line_trip@60 (in place of the Procfile's sim)",
+                scenario_command="manage.py simulate_grid --scenario line_trip@60",
+                scenario_note="(in place of the Procfile's sim)",
             )
             self.stdout.write("\n".join(lines))
         self.stdout.flush()
