@@ -83,3 +83,18 @@ def test_the_ringdown_of_a_fault_is_evidence_of_the_fault_not_an_incident_of_its
     assert fault.figures["ringdown"]["mode_frequency_hz"] == pytest.approx(0.96)
     assert fault.figures["voltage_min_pu"] == 0.01
     assert Event.objects.get(dedup_key="osc:c").incident_id == fault.pk
+
+
+@pytest.mark.django_db
+def test_an_update_after_the_end_reactivates_the_incident_without_a_second_alarm() -> None:
+    """A line trip that ended, then turned into the angle separation it began, is one active incident again."""
+    load_demo_topology()
+    common = {"correlation_key": "live:7", "severity": "warning", "started_at": T0, "detected_at": T0}
+    record_incident(change="opened", kind="line_trip", line_name="Line 26-29", **common)
+    record_incident(change="ended", kind="line_trip", ended_at=T0 + dt.timedelta(seconds=5), **common)
+    assert Incident.objects.get().state == Incident.State.ENDED
+    record_incident(change="updated", kind="angle_separation", bus_number=29, **common)
+    incident = Incident.objects.get()
+    assert (incident.kind, incident.state, incident.ended_at) == ("angle_separation", Incident.State.ACTIVE, None)
+    assert incident.detected_at == T0  # named when the line opened
+    assert incident.raise_count == 1  # one alarm: the update raises nothing again

@@ -362,6 +362,9 @@ def record_incident(
     else:
         was_active = incident.state == Incident.State.ACTIVE
         values.pop("detected_at")
+        if change == INCIDENT_UPDATED and not was_active:
+            # The correlator found the incident goes on (an angle separation after the line trip it began with).
+            values |= {"state": Incident.State.ACTIVE, "ended_at": None}
         for name, value in values.items():
             setattr(incident, name, value)
         incident.save()

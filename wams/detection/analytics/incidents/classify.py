@@ -487,6 +487,11 @@ def _line_from_angles(m: Measures, topology: GridTopology) -> tuple[str | None, 
     return best[1], best[2]
 
 
+def angle_separation_verdict(symptoms: Sequence[Detection], topology: GridTopology) -> Verdict:
+    """Return the verdict of an angle separation among these symptoms (see `_angle_separation`)."""
+    return _angle_separation(symptoms, topology)
+
+
 def _angle_separation(symptoms: Sequence[Detection], topology: GridTopology) -> Verdict:
     """Locate an angle separation at its corridor's end PMUs."""
     det = max((d for d in symptoms if d.kind is K.ANGLE_SEPARATION), key=lambda d: d.severity)

@@ -27,6 +27,7 @@ from wams.detection.analytics.incidents.classify import (
     ClassifyConfig,
     Measures,
     Verdict,
+    angle_separation_verdict,
     classify,
     island_drift,
     islanding_verdict,
@@ -78,6 +79,8 @@ class CorrelatorConfig:
     island_watch_s: float = 10.0  # after its start a line trip or imbalance is re-measured for islands ...
     island_check_s: float = 0.5  # ... this often
     island_growth_deg: float = 2.0  # an island's drift grows this much between two checks (a swing does not)
+    separation_watch_s: float = 120.0  # an angle separation this soon after a nearby line trip is its sequel ...
+    separation_hops: int = 2  # ... the line within this many lines of the corridor's ends
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     sustained: SustainedConfig = field(default_factory=SustainedConfig)
 
@@ -160,6 +163,10 @@ class IncidentCorrelator:
             return []
         if det.kind in OSCILLATIONS:
             return self._oscillation(det)
+        if det.kind is K.ANGLE_SEPARATION:
+            separated = self._separated(det)
+            if separated is not None:
+                return [separated]
         host = self._active_host(det)
         if host is not None:
             self._fold(host, det)
@@ -171,6 +178,36 @@ class IncidentCorrelator:
             self.group.first_s = min(self.group.first_s, det.start_time_s)
         self.group.symptoms.append(det)
         return []
+
+    def _separated(self, det: Detection) -> IncidentReport | None:
+        """Turn the line trip that started an angle separation into that separation's incident.
+
+        A line opening across a corridor leaves the rest to carry the transfer; the angle then builds
+        up over seconds to minutes. One disturbance, one incident: the line trip, named when it
+        opened, becomes the angle separation (re-activated if it had ended).
+        """
+        corridor = [b for b in self.topology.buses_of(det.pmu_indices) if b is not None]
+        near = self.topology.hops_from(corridor) if corridor else {}
+        for inc in reversed(self.incidents):
+            if inc.verdict.kind is not IncidentKind.LINE_TRIP:
+                continue
+            if not inc.started_s <= det.start_time_s <= inc.started_s + self.config.separation_watch_s:
+                continue
+            ends = self.topology.line_buses(inc.verdict.location.line) if inc.verdict.location.line else None
+            buses = list(ends or ()) + ([inc.verdict.location.bus] if inc.verdict.location.bus is not None else [])
+            if not buses or min(near.get(b, 99) for b in buses) > self.config.separation_hops:
+                continue
+            before = inc.verdict
+            inc.verdict = angle_separation_verdict([det], self.topology)
+            inc.verdict.figures |= {
+                "opened_lines": before.figures.get("opened_lines", []),
+                "first_named": before.kind.value,
+                "named_separation_after_s": round(det.detected_time_s - inc.started_s, 2),
+            }
+            inc.ended = False
+            self._fold(inc, det)
+            return self._report(inc, IncidentPhase.UPDATED, det.detected_time_s)
+        return None
 
     def _active_host(self, det: Detection) -> _Incident | None:
         """Return the newest fast-disturbance incident still holding conditions open."""
