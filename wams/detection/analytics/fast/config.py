@@ -46,9 +46,9 @@ class RocofConfig:
     hysteresis_hz_per_s: Threshold = 0.05
     pickup_s: Threshold = 0.1
     dropout_s: Threshold = 1.0
-    grid_warning_hz_per_s: float = 0.05
+    grid_warning_hz_per_s: float = 0.03  # ambient load noise moves the median slope < 0.007 Hz/s (IEEE 39-bus)
     grid_alarm_hz_per_s: float = 0.2
-    grid_hysteresis_hz_per_s: float = 0.015
+    grid_hysteresis_hz_per_s: float = 0.01
     grid_pickup_s: float = 0.1
     grid_min_pmus: int = 3
 

@@ -39,7 +39,8 @@ class ClassifyConfig:
 
     fault_dip_fraction: float = 0.25  # dip / pre-event voltage that only a fault gives
     frequency_event_hz: float = 0.04  # mean frequency change of a generation/load imbalance
-    quiet_frequency_hz: float = 0.02  # below this a grid ROCOF alone is a swing, not an imbalance
+    quiet_frequency_hz: float = 0.02  # a settled change below this is a swing, not an imbalance
+    rocof_frequency_hz: float = 0.01  # with a grid ROCOF, a change this large when the incident opens is one
     angle_step_deg: float = 3.0  # a step of the relative angles this large means the topology changed
     island_drift_deg: float = 20.0  # angle drift between two PMU groups that are no longer in step
     island_frequency_hz: float = 0.05  # ... with their frequencies this far apart
@@ -184,7 +185,7 @@ def _classify(symptoms: Sequence[Detection], m: Measures, topology: GridTopology
     grid_rocof = any(d.kind is K.ROCOF and len(d.pmu_indices) >= 3 for d in symptoms)
     steps = np.abs(m.angle_step_deg[np.isfinite(m.angle_step_deg)])
     stepped = bool(steps.size and steps.max() >= config.angle_step_deg)
-    if abs(m.df_hz) >= config.frequency_event_hz or (grid_rocof and abs(m.df_hz) >= config.quiet_frequency_hz):
+    if abs(m.df_hz) >= config.frequency_event_hz or (grid_rocof and abs(m.df_hz) >= config.rocof_frequency_hz):
         return _imbalance(symptoms, m, topology, config)
     if K.LINE_TRIP in kinds:
         return _line_trip(symptoms, m, topology)

@@ -336,7 +336,8 @@ class IncidentCorrelator:
         same PMUs on each side over two checks (or by the islanding detector's own symptom).
         """
         cfg = self.config
-        if inc.verdict.kind not in MAY_ISLAND or now_s > inc.started_s + cfg.island_watch_s:
+        kind = inc.verdict.kind
+        if kind not in MAY_ISLAND | {IncidentKind.ISLANDING} or now_s > inc.started_s + cfg.island_watch_s:
             return False
         if now_s < inc.next_island_check_s:
             return False
@@ -359,8 +360,16 @@ class IncidentCorrelator:
         verdict = islanding_verdict(inc.evidence, m, self.topology, cfg.classify)
         if verdict is None:
             return False
-        verdict.figures["named_islanding_after_s"] = round(now_s - inc.started_s, 2)
-        verdict.figures["first_named"] = inc.verdict.kind.value
+        if kind is IncidentKind.ISLANDING:
+            # Already an islanding: the drift, larger now, splits the PMUs more surely; take a changed split.
+            if not growing or verdict.figures.get("island_pmu_buses") == inc.verdict.figures.get("island_pmu_buses"):
+                return False
+            for name in ("named_islanding_after_s", "first_named"):
+                if name in inc.verdict.figures:
+                    verdict.figures[name] = inc.verdict.figures[name]
+        else:
+            verdict.figures["named_islanding_after_s"] = round(now_s - inc.started_s, 2)
+            verdict.figures["first_named"] = kind.value
         inc.verdict = verdict
         inc.refined = True
         return True
