@@ -98,3 +98,29 @@ def test_an_update_after_the_end_reactivates_the_incident_without_a_second_alarm
     assert (incident.kind, incident.state, incident.ended_at) == ("angle_separation", Incident.State.ACTIVE, None)
     assert incident.detected_at == T0  # named when the line opened
     assert incident.raise_count == 1  # one alarm: the update raises nothing again
+
+
+@pytest.mark.django_db
+def test_a_spectral_line_fitted_to_the_swings_after_a_line_trip_is_the_line_trips_evidence() -> None:
+    load_demo_topology()
+    trip = record_incident(
+        correlation_key="live:2",
+        change="opened",
+        kind="line_trip",
+        severity="alarm",
+        started_at=T0,
+        detected_at=T0 + dt.timedelta(seconds=0.3),
+        line_name="Line 3-18",
+    )
+    event, _ = raise_event(
+        kind="forced_oscillation",
+        severity="warning",
+        summary="Forced oscillation at 0.261 Hz",
+        started_at=T0 - dt.timedelta(seconds=0.2),  # the forced test's onset lands on the step itself
+        quantities={"frequency_hz": 0.261, "amplitude": 0.05},
+        dedup_key="osc:forced",
+        source="worker",
+    )
+    assert record_oscillation(event, raised=True) == trip
+    assert Incident.objects.count() == 1
+    assert Event.objects.get(dedup_key="osc:forced").incident_id == trip.pk

@@ -560,8 +560,8 @@ def _mode_figures(event: Event) -> dict[str, Any]:
 def record_oscillation(event: Event, *, raised: bool) -> Incident | None:
     """Give an oscillation event of the monitoring workers its incident (or its clearing), once.
 
-    A ringdown starting within RINGDOWN_S of a fast disturbance belongs to that incident (its
-    evidence, with the mode in its figures); other oscillation events of one kind starting within
+    An oscillation (natural or seen as forced) starting within RINGDOWN_S of a fast disturbance
+    belongs to that incident (its evidence, with the mode in its figures); other oscillation events of one kind starting within
     OSCILLATION_GROUP_S of each other are one oscillation incident, whose headline is the least damped
     mode; the incident ends when its last event has cleared.
     """
@@ -599,7 +599,8 @@ def record_oscillation(event: Event, *, raised: bool) -> Incident | None:
         .order_by("-started_at")
         .first()
     )
-    if host is not None and kind == "oscillation":
+    if host is not None:
+        # The swings after a switching fit a mode, and can show as a spectral line for a while: evidence.
         figures = {"ringdown": _mode_figures(event)}
         Event.objects.filter(pk=event.pk).update(incident=host)
         Incident.objects.filter(pk=host.pk).update(figures={**host.figures, **figures})
