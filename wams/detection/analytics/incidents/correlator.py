@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from wams.detection.analytics.incidents.classify import (
     ClassifyConfig,
     Measures,
@@ -64,15 +66,17 @@ SUSTAINED_HOSTS = {
     Quantity.VOLTAGE: {IncidentKind.VOLTAGE_DECLINE},
 }
 SEVERITIES = ("info", "warning", "alarm", "critical")
+#: A fault is named within a few hundred milliseconds; its recovery and duration are measured again this long after.
+FAULT_REVIEW_S = 1.0
 
 
 @dataclass(frozen=True)
 class CorrelatorConfig:
     """Grouping windows (seconds)."""
 
-    min_window_s: float = 0.25
-    quiet_s: float = 0.15
-    max_window_s: float = 0.4
+    min_window_s: float = 0.2
+    quiet_s: float = 0.1
+    max_window_s: float = 0.3
     end_hold_s: float = 5.0
     ringdown_s: float = 20.0
     keep_s: float = 30.0
@@ -264,6 +268,10 @@ class IncidentCorrelator:
                 continue
             if self._islanded(inc, now_s):
                 out.append(self._report(inc, IncidentPhase.UPDATED, now_s))
+            if inc.verdict.kind is IncidentKind.FAULT and not inc.refined and now_s >= inc.started_s + FAULT_REVIEW_S:
+                inc.refined = True
+                if self._review_fault(inc, now_s):
+                    out.append(self._report(inc, IncidentPhase.UPDATED, now_s))
             settle_s = inc.started_s + self.config.classify.settle_to_s
             if inc.verdict.kind in IMBALANCE and not inc.refined and now_s >= settle_s:
                 inc.refined = True
@@ -372,6 +380,20 @@ class IncidentCorrelator:
             verdict.figures["first_named"] = kind.value
         inc.verdict = verdict
         inc.refined = True
+        return True
+
+    def _review_fault(self, inc: _Incident, now_s: float) -> bool:
+        """Measure a fault again a second on: whether the voltage recovered and how long it stayed low."""
+        window = self.history.window(inc.started_s - 2.0)
+        if window is None:
+            return False
+        m = Measures(window, inc.started_s, now_s)
+        pmu = m.deepest()
+        if pmu is None:
+            return False
+        figures = inc.verdict.figures
+        figures["recovered"] = bool(np.isfinite(m.v_now[pmu]) and m.v_now[pmu] >= 0.9 * m.v_base[pmu])
+        figures["duration_ms"] = round(m.below_ms(pmu))
         return True
 
     def _refine(self, inc: _Incident, now_s: float) -> bool:
