@@ -124,3 +124,22 @@ def test_a_spectral_line_fitted_to_the_swings_after_a_line_trip_is_the_line_trip
     assert record_oscillation(event, raised=True) == trip
     assert Incident.objects.count() == 1
     assert Event.objects.get(dedup_key="osc:forced").incident_id == trip.pk
+
+
+@pytest.mark.django_db
+def test_a_forced_line_seen_while_a_mode_rings_is_part_of_that_oscillation() -> None:
+    load_demo_topology()
+    ringing = record_oscillation(oscillation_event(T0, 0.6, 0.8, "osc:ring"), raised=True)
+    assert ringing is not None
+    line, _ = raise_event(
+        kind="forced_oscillation",
+        severity="warning",
+        summary="Forced oscillation at 0.6 Hz",
+        started_at=T0 + dt.timedelta(seconds=2),
+        quantities={"frequency_hz": 0.6, "amplitude": 0.1},
+        dedup_key="osc:line",
+        source="worker",
+    )
+    assert record_oscillation(line, raised=True) == ringing
+    (incident,) = Incident.objects.all()
+    assert incident.kind == "oscillation" and incident.figures["forced_line"]["mode_frequency_hz"] == pytest.approx(0.6)

@@ -605,14 +605,20 @@ def record_oscillation(event: Event, *, raised: bool) -> Incident | None:
         Event.objects.filter(pk=event.pk).update(incident=host)
         Incident.objects.filter(pk=host.pk).update(figures={**host.figures, **figures})
         return host
+    # A ringing mode can show as a spectral line too, and a forced line can be fitted as a mode: one oscillation.
     sibling = (
-        Incident.objects.filter(kind=kind, state=Incident.State.ACTIVE)
+        Incident.objects.filter(kind__in=OSCILLATION_INCIDENT_KIND.values(), state=Incident.State.ACTIVE)
         .filter(started_at__gte=start - dt.timedelta(seconds=OSCILLATION_GROUP_S))
         .order_by("-started_at")
         .first()
     )
     bus, buses = _mode_place(event)
     figures = _mode_figures(event) | {"mode_shape_pmu_buses": buses, "source_bus": bus}
+    if sibling is not None and sibling.kind != kind:
+        Event.objects.filter(pk=event.pk).update(incident=sibling)
+        other = "forced_line" if kind == "forced_oscillation" else "fitted_mode"
+        Incident.objects.filter(pk=sibling.pk).update(figures={**sibling.figures, other: _mode_figures(event)})
+        return sibling
     if sibling is not None:
         best = sibling.figures.get("damping_pct")
         new = figures["damping_pct"]
