@@ -49,6 +49,7 @@ CASE_LINES = {
     "Line_13": (7, 8), "Line_19": (14, 15), "Line_21": (16, 17), "Line_23": (16, 21), "Line_25": (17, 18),
     "Line_27": (21, 22), "Line_29": (23, 24), "Line_32": (26, 28), "Line_33": (26, 29),
 }  # fmt: skip
+OTHER_LINES = {"Line_18": (13, 14)}  # lines no draw opens, named by scenarios (the islanding ties)
 MESHED_LINES = [n for n in CASE_LINES if n not in ("Line_32", "Line_33")]  # opening one leaves no island
 FAULT_BUSES = [3, 4, 14, 15, 16, 17, 21, 23, 24, 26]
 AREA2_BUSES = {14, 15, 16, 19, 20, 21, 22, 23, 24, 28, 29}  # ANDES area 2: the default voltage decline's loads
@@ -197,6 +198,9 @@ def truth_buses(kind: str, params: dict[str, Any], events: list[dict[str, Any]])
     if kind in ("load_step", "forced_oscillation"):
         default = "PQ_11" if kind == "load_step" else "PQ_13"
         buses.add(LOAD_BUS[str(params.get("load", default))])
+    if kind == "islanding":  # the truth records the last tie opened; the scenario's parameters list them all
+        for tie in params.get("tie_lines", ()):
+            buses.update(CASE_LINES.get(str(tie), OTHER_LINES.get(str(tie), ())))
     if kind == "angle_separation":
         buses.update({26, 28, 29, 38})
     if kind == "voltage_decline":
@@ -284,7 +288,8 @@ def grade(
         if item.kind not in SLOW_KINDS and out.detect_ms > 1000 * bar:
             out.failures.append(f"detected {out.detect_ms:.0f} ms after the event (bar {1000 * bar:.0f} ms)")
         if item.kind not in OSCILLATION_KINDS:
-            distance = hops_from(lines, truth_buses(item.kind, item.params, events))
+            params = {**(scenario.get("params") or {}), **item.params}
+            distance = hops_from(lines, truth_buses(item.kind, params, events))
             named = incident_buses(first, lines)
             out.hops = min((distance.get(b, 99) for b in named), default=None)
             if out.hops is None or out.hops > 1:
