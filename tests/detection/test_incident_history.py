@@ -55,3 +55,26 @@ def test_the_reference_missing_for_a_while_is_bridged_from_the_others():
     both = np.isfinite(rel[:, 0]) & np.isfinite(rel[:, 2])
     np.testing.assert_allclose((rel[:, 0] - rel[:, 2])[both], 35.0, atol=1e-6)
     np.testing.assert_allclose(rel[~gap & np.isfinite(rel[:, 0]), 0], -25.0, atol=1e-6)
+
+
+def test_a_voltage_decline_after_a_load_increase_is_that_incident_and_after_a_load_loss_is_not():
+    from wams.detection.analytics.incidents import GridTopology, IncidentCorrelator
+    from wams.detection.analytics.incidents.classify import Verdict
+    from wams.detection.analytics.incidents.correlator import _Incident
+    from wams.detection.analytics.incidents.types import IncidentKind, Location
+
+    correlator = IncidentCorrelator(GridTopology(lines=(("L", 1, 2),), pmu_buses=(1, 2)))
+    grew = Verdict(IncidentKind.LOAD_STEP, Location(bus=2), {"frequency_change_hz": -0.05, "load_change_mw": 215.0})
+    lost = Verdict(IncidentKind.LOAD_STEP, Location(bus=1), {"frequency_change_hz": 0.06, "load_change_mw": -260.0})
+    correlator.incidents = [
+        _Incident(1, lost, 100.0, [], set(), 100.0, ended=True),
+        _Incident(2, grew, 200.0, [], set(), 200.0, ended=True),
+    ]
+    decline = Verdict(IncidentKind.VOLTAGE_DECLINE, Location(bus=2), {"voltage_min_pu": 0.86})
+    grown = correlator._load_grown_into_decline(decline, 215.0)
+    assert grown is not None and grown.number == 2 and not grown.ended
+    assert grown.verdict.kind is IncidentKind.VOLTAGE_DECLINE
+    assert grown.verdict.figures["first_named"] == "load_step" and grown.verdict.figures["load_change_mw"] == 215.0
+    correlator.incidents = [_Incident(1, lost, 100.0, [], set(), 100.0)]
+    assert correlator._load_grown_into_decline(decline, 110.0) is None  # load lost: the frequency rose
+    assert correlator._load_grown_into_decline(decline, 300.0) is None  # too long after

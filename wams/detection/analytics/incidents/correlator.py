@@ -85,6 +85,7 @@ class CorrelatorConfig:
     island_growth_deg: float = 2.0  # an island's drift grows this much between two checks (a swing does not)
     separation_watch_s: float = 120.0  # an angle separation this soon after a nearby line trip is its sequel ...
     separation_hops: int = 2  # ... the line within this many lines of the corridor's ends
+    decline_watch_s: float = 60.0  # a voltage decline this soon after a load increase is where it led
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     sustained: SustainedConfig = field(default_factory=SustainedConfig)
 
@@ -329,8 +330,14 @@ class IncidentCorrelator:
             index = change.pmu_index
             bus = self.topology.pmu_buses[index] if index is not None and index < len(self.topology.pmu_buses) else None
             location = Location(bus=bus, method=LocationMethod.LOWEST_VOLTAGE.value)
-        self.count += 1
         verdict = Verdict(kind, location, dict(change.figures), "alarm")
+        if kind is IncidentKind.VOLTAGE_DECLINE:
+            grown = self._load_grown_into_decline(verdict, change.since_s)
+            if grown is not None:
+                grown.holds.add(key)
+                self.sustained_host[change.quantity] = grown
+                return self._report(grown, IncidentPhase.UPDATED, change.at_s)
+        self.count += 1
         inc = _Incident(self.count, verdict, change.since_s, [], set(), change.since_s, refined=True, holds={key})
         self.incidents.append(inc)
         self.sustained_host[change.quantity] = inc
@@ -382,6 +389,33 @@ class IncidentCorrelator:
         inc.refined = True
         return True
 
+    def _load_grown_into_decline(self, verdict: Verdict, at_s: float) -> _Incident | None:
+        """Return the load increase a voltage decline follows, turned into that decline (None if there is none).
+
+        Loads that grow drag the frequency down first (a load step to the detectors) and the voltage
+        after: one disturbance, named by where it leads.
+        """
+        for inc in reversed(self.incidents):
+            if inc.verdict.kind is not IncidentKind.LOAD_STEP:
+                continue
+            if not inc.started_s <= at_s <= inc.started_s + self.config.decline_watch_s:
+                continue
+            change = inc.verdict.figures.get("frequency_change_hz")
+            if isinstance(change, int | float) and change > 0:  # the frequency rose: load was lost, not added
+                continue
+            before = inc.verdict
+            inc.verdict = verdict
+            verdict.figures |= {
+                "first_named": before.kind.value,
+                "frequency_change_hz": before.figures.get("frequency_change_hz"),
+                "load_change_mw": before.figures.get("load_change_mw"),
+                "named_decline_after_s": round(at_s - inc.started_s, 2),
+            }
+            inc.ended = False
+            inc.refined = True
+            return inc
+        return None
+
     def _review_fault(self, inc: _Incident, now_s: float) -> bool:
         """Measure a fault again a second on: whether the voltage recovered and how long it stayed low."""
         window = self.history.window(inc.started_s - 2.0)
@@ -408,6 +442,12 @@ class IncidentCorrelator:
         self.group = None
         window = self.history.window(group.first_s - 2.0)
         verdict = classify(group.symptoms, window, self.topology, group.first_s, now_s, self.config.classify)
+        if verdict.kind is IncidentKind.VOLTAGE_DECLINE:
+            grown = self._load_grown_into_decline(verdict, group.first_s)
+            if grown is not None:
+                for det in group.symptoms:
+                    self._fold(grown, det)
+                return self._report(grown, IncidentPhase.UPDATED, now_s)
         self.count += 1
         started_s = min(group.first_s, verdict.started_s or group.first_s)
         inc = _Incident(self.count, verdict, started_s, [], set(), group.first_s)
