@@ -143,3 +143,20 @@ def test_a_forced_line_seen_while_a_mode_rings_is_part_of_that_oscillation() -> 
     assert record_oscillation(line, raised=True) == ringing
     (incident,) = Incident.objects.all()
     assert incident.kind == "oscillation" and incident.figures["forced_line"]["mode_frequency_hz"] == pytest.approx(0.6)
+
+
+@pytest.mark.django_db
+def test_swings_while_an_angle_separation_is_active_are_its_evidence() -> None:
+    load_demo_topology()
+    separation = record_incident(
+        correlation_key="live:3",
+        change="opened",
+        kind="angle_separation",
+        severity="alarm",
+        started_at=T0,
+        detected_at=T0,
+        bus_number=29,
+    )
+    late = oscillation_event(T0 + dt.timedelta(seconds=25), 0.3, 1.0, "osc:slip")  # past the ringdown window
+    assert record_oscillation(late, raised=True) == separation
+    assert Incident.objects.count() == 1

@@ -560,8 +560,8 @@ def _mode_figures(event: Event) -> dict[str, Any]:
 def record_oscillation(event: Event, *, raised: bool) -> Incident | None:
     """Give an oscillation event of the monitoring workers its incident (or its clearing), once.
 
-    An oscillation (natural or seen as forced) starting within RINGDOWN_S of a fast disturbance
-    belongs to that incident (its evidence, with the mode in its figures); other oscillation events of one kind starting within
+    An oscillation (natural or seen as forced) starting within RINGDOWN_S of a fast disturbance, or
+    while one is still active, belongs to that incident (its evidence, with the mode in its figures); other oscillation events of one kind starting within
     OSCILLATION_GROUP_S of each other are one oscillation incident, whose headline is the least damped
     mode; the incident ends when its last event has cleared.
     """
@@ -591,11 +591,11 @@ def record_oscillation(event: Event, *, raised: bool) -> Incident | None:
     if event.incident_id is not None:
         return event.incident
     start = event.started_at
+    # Its ringdown after a disturbance, or the swings while one is still active (a pocket slipping).
+    just_after = Q(started_at__gte=start - dt.timedelta(seconds=RINGDOWN_S))
     host = (
-        Incident.objects.filter(kind__in=DISTURBANCE_KINDS)
-        .filter(
-            started_at__gte=start - dt.timedelta(seconds=RINGDOWN_S), started_at__lte=start + dt.timedelta(seconds=1)
-        )
+        Incident.objects.filter(kind__in=DISTURBANCE_KINDS, started_at__lte=start + dt.timedelta(seconds=1))
+        .filter(just_after | Q(state=Incident.State.ACTIVE))
         .order_by("-started_at")
         .first()
     )

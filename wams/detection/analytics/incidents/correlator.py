@@ -63,7 +63,8 @@ MAY_ISLAND = IMBALANCE | {IncidentKind.LINE_TRIP}
 #: The incidents a sustained excursion of each quantity belongs to.
 SUSTAINED_HOSTS = {
     Quantity.FREQUENCY: IMBALANCE | {IncidentKind.ISLANDING},
-    Quantity.VOLTAGE: {IncidentKind.VOLTAGE_DECLINE},
+    # A separating pocket's or an island's voltages sag with it: part of that incident.
+    Quantity.VOLTAGE: {IncidentKind.VOLTAGE_DECLINE, IncidentKind.ANGLE_SEPARATION, IncidentKind.ISLANDING},
 }
 SEVERITIES = ("info", "warning", "alarm", "critical")
 #: A fault is named within a few hundred milliseconds; its recovery and duration are measured again this long after.
