@@ -13,7 +13,7 @@ import pytest
 
 from wams.grid.loaders import DemoPorts, load_demo_topology
 from wams.simulator import services
-from wams.simulator.engine.realtime import RealTimeSimulator
+from wams.simulator.engine.realtime import SCENARIO_LEAD_S, RealTimeSimulator
 from wams.simulator.fleet import Fleet, FleetSpec
 from wams.simulator.models import SimulatorRequest
 from wams.synchrophasor import PdcClient, Stat
@@ -103,7 +103,11 @@ def test_admin_requests_start_a_scenario_and_flag_a_pmu_on_the_running_fleet():
             await client.start()
             _arrival, frame = await client.receive(timeout_s=3)
             await client.close()
-            await asyncio.sleep(0.5)
+            # The scenario starts SCENARIO_LEAD_S after the request: wait for the trip to be simulated.
+            for _ in range(round((SCENARIO_LEAD_S + 8.0) / 0.1)):
+                if any(e["kind"] == "generator_trip" for e in sim.truth.data["events"]):
+                    break
+                await asyncio.sleep(0.1)
             return outcomes, frame, sim.truth.data["events"]
         finally:
             await fleet.stop()
