@@ -358,10 +358,9 @@ class IncidentCorrelator:
         if now_s < inc.next_island_check_s:
             return False
         inc.next_island_check_s = now_s + cfg.island_check_s
-        window = self.history.window(inc.started_s - 2.0)
-        if window is None:
+        m = self._measure(inc, now_s)
+        if m is None:
             return False
-        m = Measures(window, inc.started_s, now_s)
         drift = island_drift(m, cfg.classify)
         previous, inc.last_drift = inc.last_drift, drift
         detected = any(d.kind is K.ISLANDING for d in inc.evidence)
@@ -417,12 +416,16 @@ class IncidentCorrelator:
             return inc
         return None
 
+    def _measure(self, inc: _Incident, now_s: float) -> Measures | None:
+        """Return the measures of an incident's kept snapshots from 2 s before its start to now."""
+        window = self.history.window(inc.started_s - 2.0)
+        return None if window is None else Measures(window, inc.started_s, now_s)
+
     def _review_fault(self, inc: _Incident, now_s: float) -> bool:
         """Measure a fault again a second on: whether the voltage recovered and how long it stayed low."""
-        window = self.history.window(inc.started_s - 2.0)
-        if window is None:
+        m = self._measure(inc, now_s)
+        if m is None:
             return False
-        m = Measures(window, inc.started_s, now_s)
         pmu = m.deepest()
         if pmu is None:
             return False
@@ -433,10 +436,9 @@ class IncidentCorrelator:
 
     def _refine(self, inc: _Incident, now_s: float) -> bool:
         """Measure a generation/load imbalance again once its frequency has settled."""
-        window = self.history.window(inc.started_s - 2.0)
-        if window is None:
+        m = self._measure(inc, now_s)
+        if m is None:
             return False
-        m = Measures(window, inc.started_s, now_s)
         return refine_imbalance(inc.verdict, m, self.topology, self.config.classify)
 
     def _open(self, group: _Group, now_s: float) -> IncidentReport:
