@@ -269,8 +269,9 @@ def monitor_oscillations(now: dt.datetime | None = None, pmu_ids: Sequence[int] 
                     analysed_at=now, window_s=float(time_s[-1] - time_s[0]), n_pmus=len(with_data), modes=modes
                 )
     sightings += confirmed_ambient(now, params, with_data)
-    # A forced oscillation that ended within the window is still in the data a ringdown replay reads.
-    lingering = Q(state__in=ACTIVE_STATES) | Q(ended_at__gte=now - dt.timedelta(seconds=params.window_s))
+    # A forced oscillation that ended within the windows is still in the data the ringdown replay and the ambient analyses read.
+    lookback_s = max(params.window_s, params.ambient_window_s)  # the ambient analyses read the longer window
+    lingering = Q(state__in=ACTIVE_STATES) | Q(ended_at__gte=now - dt.timedelta(seconds=lookback_s))
     active_forced = list(Event.objects.filter(lingering, kind=FORCED, source=SOURCE))
     sightings = without_forced(sightings, active_forced, params)
     OscillationAnalysis.objects.filter(analysed_at__lt=now - dt.timedelta(hours=1)).delete()
