@@ -13,6 +13,7 @@ from django.core.management import call_command
 
 from tests.detection.helpers import angles_for
 from wams.detection.live import LiveDetection, load_plan
+from wams.detection.live.plan import DetectorPlan
 from wams.detection.models import Event, Incident
 from wams.grid.loaders import load_demo_topology
 from wams.grid.models import Channel, Line, Pmu
@@ -56,16 +57,14 @@ def fault_views(pmus: list[Pmu], seconds: float = 14.0) -> list[SnapshotView]:
     ]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_fault_through_the_live_path_is_one_incident_at_west_walpole_with_its_events() -> None:
-    load_demo_topology()
-    pmus = list(Pmu.objects.select_related("bus").order_by("pk"))
+def feed(plan: DetectorPlan, views: list[SnapshotView]) -> None:
+    """Dispatch the views to live detection with this plan, as the pdc does, and wait for its database work."""
     detector = LiveDetection()
-    detector.loaded = load_plan(tuple(p.pk for p in pmus))
+    detector.loaded = plan
     hooks.register_snapshot_handler(detector)
 
     async def run() -> None:
-        for view in fault_views(pmus):
+        for view in views:
             hooks.dispatch(view)
 
     try:
@@ -74,6 +73,13 @@ def test_a_fault_through_the_live_path_is_one_incident_at_west_walpole_with_its_
     finally:
         hooks.unregister_snapshot_handler(detector)
         detector.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fault_through_the_live_path_is_one_incident_at_west_walpole_with_its_events() -> None:
+    load_demo_topology()
+    pmus = list(Pmu.objects.select_related("bus").order_by("pk"))
+    feed(load_plan(tuple(p.pk for p in pmus)), fault_views(pmus))
     assert Event.objects.count() >= 5  # the flood: a sag at every PMU, frequency excursions
     (incident,) = Incident.objects.all()
     assert incident.kind == "fault"
@@ -158,21 +164,7 @@ def test_a_line_trip_through_the_live_path_is_located_at_its_line_by_the_current
     measuring = Channel.objects.filter(line__name="Line 16-17", measures=Channel.Measures.LINE_CURRENT).count()
     assert measuring >= 1 and "Line 16-17" in plan.topology.current_lines
     assert len(plan.currents) == Channel.objects.filter(measures=Channel.Measures.LINE_CURRENT).count()
-    views = line_trip_views(pmus, "Line 16-17")
-    detector = LiveDetection()
-    detector.loaded = plan
-    hooks.register_snapshot_handler(detector)
-
-    async def run() -> None:
-        for view in views:
-            hooks.dispatch(view)
-
-    try:
-        asyncio.run(run())
-        assert detector.drain(30.0)
-    finally:
-        hooks.unregister_snapshot_handler(detector)
-        detector.stop()
+    feed(plan, line_trip_views(pmus, "Line 16-17"))
     trips = Event.objects.filter(kind="line_trip")
     assert trips.exists()
     (incident,) = Incident.objects.all()
